@@ -1,0 +1,1 @@
+"""official_ext: first-class LARS for TensorFlow Model Garden."""

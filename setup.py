@@ -1,0 +1,24 @@
+"""Packaging for official_ext: first-class LARS for TensorFlow Model Garden."""
+import setuptools
+
+setuptools.setup(
+    name='official-ext',
+    version='0.1.0',
+    description=('Layer-wise Adaptive Rate Scaling (LARS) for TensorFlow '
+                 'Model Garden: a drop-in, fixed and faster LARS with '
+                 'configs, gin bindings and a Model Garden launcher.'),
+    packages=setuptools.find_packages(include=['official_ext', 'official_ext.*']),
+    python_requires='>=3.11,<3.12',
+    install_requires=[
+        'tensorflow~=2.20.0',
+        'tf_keras~=2.20.0',
+        'tf-models-official==2.20.0',
+        'gin-config>=0.5.0,<0.6',
+        'absl-py>=1.4.0',
+        'scikit-learn>=1.3',
+        'numpy',
+    ],
+    extras_require={
+        'test': ['pytest>=8'],
+    },
+)
