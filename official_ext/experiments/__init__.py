@@ -1,1 +1,2 @@
-"""official_ext/experiments."""
+"""official_ext's registered experiments and tasks; importing registers them."""
+from official_ext.experiments import lars_digits  # pylint: disable=unused-import

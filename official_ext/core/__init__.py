@@ -1,0 +1,1 @@
+"""official_ext/core: the launcher's building blocks."""

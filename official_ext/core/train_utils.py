@@ -1,0 +1,176 @@
+"""Builds an experiment's config from flags and gin, with official_ext's LARS.
+
+Precedence, lowest to highest: the registered experiment's defaults,
+`--config_file` (in order), `--params_override`, then `LARS.<field>` gin
+bindings. Every check runs here, before the launcher writes anything.
+"""
+import inspect
+import pprint
+from typing import Any, Dict, Optional, Tuple, Type
+
+from absl import logging
+
+from official.core import config_definitions
+from official.core import task_factory
+from official.core import train_utils as mg_train_utils
+from official.modeling.hyperparams import params_dict
+from official.modeling.optimization.configs import optimization_config as mg_optimization_config
+
+from official_ext.core import gin_bindings
+from official_ext.core import task_optimizer
+from official_ext.modeling.optimization import optimizer_factory
+from official_ext.modeling.optimization.configs import optimization_config
+
+_LARS_PATH = ('trainer', 'optimizer_config', 'optimizer', 'lars')
+
+
+def use_official_ext_optimization(
+    params: config_definitions.ExperimentConfig
+) -> config_definitions.ExperimentConfig:
+  """Swaps the experiment's optimization config for official_ext's.
+
+  Only an experiment using Model Garden's plain OptimizationConfig is swapped,
+  values unchanged; one with its own OptimizationConfig subclass keeps it.
+
+  Args:
+    params: an unlocked experiment config.
+
+  Returns:
+    `params`, whose `trainer.optimizer_config` is official_ext's
+    OptimizationConfig.
+  """
+  current = params.trainer.optimizer_config
+  if type(current) is mg_optimization_config.OptimizationConfig:  # pylint: disable=unidiomatic-typecheck
+    params.trainer.optimizer_config = optimization_config.OptimizationConfig(
+        current.as_dict())
+  return params
+
+
+def _registered_task_class(
+    task_config: config_definitions.TaskConfig) -> Optional[Type[Any]]:
+  """The Task class `task_factory.get_task` will build, if known up front."""
+  builder = task_config.BUILDER
+  if builder is None:
+    return task_factory.get_task_cls(type(task_config))
+  return builder if inspect.isclass(builder) else None
+
+
+def _nested_get(tree: Dict[str, Any], path: Tuple[str, ...]) -> Any:
+  for key in path:
+    if not isinstance(tree, dict) or key not in tree:
+      return None
+    tree = tree[key]
+  return tree
+
+
+class ExperimentParser(mg_train_utils.ExperimentParser):
+  """Model Garden's ExperimentParser, plus official_ext's LARS and gin.
+
+  Gin must be parsed (`gin.parse_config_files_and_bindings`) before `parse()`.
+  """
+
+  def parse(self) -> config_definitions.ExperimentConfig:
+    """Builds the experiment config: MG's flags, then gin, then checks."""
+    params = super().parse()
+    params = self.parse_gin_bindings(params)
+    self.check_optimizer(params)
+    return params
+
+  def base_experiment(self) -> config_definitions.ExperimentConfig:
+    """The registered experiment, with official_ext's OptimizationConfig."""
+    return use_official_ext_optimization(super().base_experiment())
+
+  def flag_settings(self) -> Dict[str, Tuple[str, Any]]:
+    """LARS fields that `--config_file`/`--params_override` set explicitly.
+
+    Returns:
+      field -> (flag, value) of the last flag that set it.
+    """
+    sources = [(f'--config_file={path}', path)
+               for path in self._flags_obj.config_file or []]
+    if self._flags_obj.params_override:
+      sources.append(('--params_override', self._flags_obj.params_override))
+    settings = {}
+    for flag, source in sources:
+      # Parsing each source into an empty ParamsDict, exactly as Model Garden
+      # does, yields just the keys that this flag sets.
+      overrides = params_dict.override_params_dict(
+          params_dict.ParamsDict(), source, is_strict=False).as_dict()
+      for field, value in (_nested_get(overrides, _LARS_PATH) or {}).items():
+        settings[field] = (flag, value)
+    return settings
+
+  def parse_gin_bindings(
+      self, params: config_definitions.ExperimentConfig
+  ) -> config_definitions.ExperimentConfig:
+    """Applies `LARS.<field>` gin bindings to the experiment's LARSConfig."""
+    bindings = gin_bindings.lars_bindings()
+    if not bindings:
+      return params
+    flag_settings = self.flag_settings()
+    for field, value in sorted(bindings.items()):
+      if field in flag_settings:
+        flag, flag_value = flag_settings[field]
+        logging.warning(
+            'Gin binding %s.%s = %r overrides %s = %r set by %s.',
+            gin_bindings.LARS_GIN_NAME, field, value, field, flag_value, flag)
+    optimizer_type = params.trainer.optimizer_config.optimizer.type
+    if optimizer_type != 'lars':
+      logging.warning(
+          'Gin binds LARS hyperparameters %s, but optimizer.type is %r: they '
+          'take effect only with trainer.optimizer_config.optimizer.type=lars.',
+          sorted(bindings), optimizer_type)
+    params.override(
+        {'trainer': {'optimizer_config': {'optimizer': {'lars': bindings}}}},
+        is_strict=True)
+    return params
+
+  def check_optimizer(self, params: config_definitions.ExperimentConfig):
+    """Fails early if official_ext cannot build the configured LARS.
+
+    Builds the learning rate and optimizer once, outside any training, so that
+    a bad value fails with the constructor's message naming the field.
+
+    Args:
+      params: the experiment config.
+
+    Raises:
+      ValueError: if the task builds its own optimizer, or the optimization
+        config is invalid.
+    """
+    optimizer_config = params.trainer.optimizer_config
+    if optimizer_config.optimizer.type != 'lars':
+      return
+    task_cls = _registered_task_class(params.task)
+    if task_cls is not None and not task_optimizer.routable(task_cls):
+      raise task_optimizer.unroutable_error(task_cls)
+    try:
+      factory = optimizer_factory.OptimizerFactory(optimizer_config)
+      factory.build_optimizer(factory.build_learning_rate())
+    except (TypeError, ValueError) as e:
+      raise ValueError(f'Invalid trainer.optimizer_config: {e}') from e
+
+
+def parse_configuration(flags_obj,
+                        lock_return: bool = True,
+                        print_return: bool = True
+                       ) -> config_definitions.ExperimentConfig:
+  """Model Garden's `parse_configuration` with official_ext's parser.
+
+  Args:
+    flags_obj: the absl FLAGS (or a `ParseConfigOptions`).
+    lock_return: lock the returned config.
+    print_return: log the returned config.
+
+  Returns:
+    The experiment config.
+  """
+  params = ExperimentParser(flags_obj).parse()
+  params.validate()
+  if lock_return:
+    params.lock()
+  if print_return:
+    logging.info('Final experiment parameters:\n%s',
+                 pprint.pformat(params.as_dict()))
+  return params
+
