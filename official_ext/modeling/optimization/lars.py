@@ -204,9 +204,12 @@ def variable_name(var: tf.Variable) -> str:
   Returns:
     The variable's single-device name.
   """
-  container = getattr(var, '_distributed_container', None)
-  if container is not None and container() is not None:
-    return container().name
+  # pylint: disable=protected-access
+  for owner in (var, getattr(var, 'handle', None)):
+    container = getattr(owner, '_distributed_container', None)
+    if container is not None and container() is not None:
+      return container().name
+  # pylint: enable=protected-access
   return var.name
 
 
