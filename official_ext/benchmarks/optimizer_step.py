@@ -1,0 +1,401 @@
+r"""Benchmarks one optimizer step: official_ext LARS, Model Garden LARS, SGD.
+
+  python -m official_ext.benchmarks.optimizer_step
+  python -m official_ext.benchmarks.optimizer_step --quick
+
+For each workload (real models' variable names and shapes, see `workloads`),
+the three optimizers each get their own copy of the variables, fixed random
+gradients and a `tf.function` that calls `apply_gradients` once. All run in
+one process: first calls one after the other, then after warm-up steps
+round-robin bursts of steps, the order rotating every repeat so that no
+optimizer always runs after the same neighbour. Peak memory is measured
+separately, one fresh process per optimizer (see `memory_probe`).
+
+Prints, per workload, a markdown table of median step time, first-call time,
+traced graph op count and peak memory, each with its ratio to legacy momentum
+SGD (`tf_keras.optimizers.legacy.SGD(0.1, momentum=0.9)`, a fused kernel),
+under a header naming the date, machine and versions.
+"""
+
+import concurrent.futures
+import dataclasses
+import datetime
+import gc
+import logging
+import os
+import statistics
+from typing import Callable, List, Optional, Sequence
+
+from absl import app
+from absl import flags
+import tensorflow as tf
+import tf_keras
+
+from official_ext.benchmarks import memory_probe
+from official_ext.benchmarks import optimizer_runs
+from official_ext.benchmarks import workloads
+
+_QUICK_REPEATS = 2
+_QUICK_STEPS_PER_REPEAT = 2
+_QUICK_WARMUP_STEPS = 1
+_MIB = 1024 * 1024
+
+# Issue 4's targets for official_ext LARS, as ratios to momentum SGD.
+GOALS = (('step', 1.6), ('first call', 1.5), ('graph ops', 2.0))
+
+COLUMNS = ('optimizer', 'median step (ms)', 'step min–max (ms)',
+           'step ratio vs SGD', 'first call (s)', 'first-call ratio',
+           'graph ops', 'graph-op ratio', 'ops/var', 'peak memory (MiB)')
+
+LEGEND = """\
+Columns:
+- median step: median over repeats of one burst's wall time / its steps; a
+  burst is N back-to-back calls of the step `tf.function`, ended by reading
+  the optimizer's step counter. min–max: the fastest and slowest repeat.
+- first call: wall time of the step function's first call (tracing, slot
+  creation, the first update), after an unmeasured one-variable warm-up of the
+  process.
+- graph ops: `len(concrete_function.graph.get_operations())` of the traced
+  step: the update math plus the Placeholders that capture variables, slots
+  and gradients, constants, reads and no-ops. ops/var = graph ops / variables.
+- peak memory: in a fresh process per optimizer, with the variables and
+  gradients already built, how far the resident set size peaks (Linux VmHWM)
+  above its level before creating the optimizer, over its first call and
+  warm-up steps: slots, step temporaries and the traced graph.
+- ratios are to legacy momentum SGD on the same workload."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkConfig:
+  """What to run; see the flags of the same names."""
+  workloads: Sequence[str]
+  repeats: int
+  steps_per_repeat: int
+  warmup_steps: int
+  quick: bool
+  jit_compile: bool
+  measure_memory: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ContenderResult:
+  """One optimizer's measurements on one workload."""
+  label: str
+  first_call_seconds: float
+  graph_ops: int
+  step_seconds: Sequence[float]  # One per-step time for each repeat.
+  peak_memory_bytes: Optional[int]
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkloadResult:
+  """All optimizers' measurements on one workload, baseline last."""
+  name: str
+  num_variables: int
+  num_parameters: int
+  contenders: Sequence[ContenderResult]
+
+  @property
+  def baseline(self) -> ContenderResult:
+    return self.contenders[-1]
+
+
+def rotated_order(count: int, repeat: int) -> List[int]:
+  """Round-robin order for a repeat: each repeat starts one place later."""
+  return [(repeat + i) % count for i in range(count)]
+
+
+def measure_steady_state(bursts: Sequence[Callable[[int], float]],
+                         repeats: int, steps: int) -> List[List[float]]:
+  """Alternates bursts of steps between contenders.
+
+  Args:
+    bursts: per contender, a function running that many steps and returning
+      their wall time in seconds.
+    repeats: how many bursts each contender runs.
+    steps: steps per burst.
+
+  Returns:
+    Per contender, the per-step time of each of its bursts.
+  """
+  per_step = [[] for _ in bursts]
+  for repeat in range(repeats):
+    for index in rotated_order(len(bursts), repeat):
+      per_step[index].append(bursts[index](steps) / steps)
+  return per_step
+
+
+def benchmark_workload(name: str, config: BenchmarkConfig) -> WorkloadResult:
+  """Measures every contender on one workload.
+
+  Args:
+    name: a key of `workloads.WORKLOADS`.
+    config: the run's settings.
+
+  Returns:
+    The measurements, contenders in `optimizer_runs.CONTENDERS` order.
+  """
+  specs = workloads.workload_specs(name, config.quick)
+  gradients = workloads.gradients(specs)
+  runners = [
+      optimizer_runs.make_runner(c, specs, gradients, config.jit_compile)
+      for c in optimizer_runs.CONTENDERS
+  ]
+  first_calls = [runner.first_call() for runner in runners]
+  graph_ops = [runner.graph_op_count() for runner in runners]
+  for runner in runners:
+    runner.run_burst(config.warmup_steps)
+  step_seconds = measure_steady_state([r.run_burst for r in runners],
+                                      config.repeats, config.steps_per_repeat)
+  # Free this process's copies before the probes build theirs.
+  del runners, gradients
+  gc.collect()
+  peaks = (probe_peak_memory(name, config) if config.measure_memory else
+           [None] * len(optimizer_runs.CONTENDERS))
+  return WorkloadResult(
+      name=name,
+      num_variables=len(specs),
+      num_parameters=sum(s.num_elements for s in specs),
+      contenders=[
+          ContenderResult(c.label, first, ops, steps, peak)
+          for c, first, ops, steps, peak in zip(
+              optimizer_runs.CONTENDERS, first_calls, graph_ops, step_seconds,
+              peaks, strict=True)
+      ])
+
+
+def probe_peak_memory(name: str, config: BenchmarkConfig) -> List[int]:
+  """Peak RSS growth per contender, each in its own process.
+
+  The probes run in parallel (one per core): they measure memory only, and
+  nothing is timed while they run.
+
+  Args:
+    name: the workload.
+    config: the run's settings.
+
+  Returns:
+    Bytes per contender, in `optimizer_runs.CONTENDERS` order.
+  """
+  with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
+    futures = [
+        pool.submit(memory_probe.probe_in_subprocess, name, c.key,
+                    config.quick, config.jit_compile, config.warmup_steps)
+        for c in optimizer_runs.CONTENDERS
+    ]
+    return [future.result() for future in futures]
+
+
+def median_step_ms(result: ContenderResult) -> float:
+  return 1e3 * statistics.median(result.step_seconds)
+
+
+def _ratio(value: float, baseline: float) -> str:
+  return f'{value / baseline:.2f}×'
+
+
+def _memory_mib(peak_bytes: Optional[int]) -> str:
+  return 'not measured' if peak_bytes is None else f'{peak_bytes / _MIB:.1f}'
+
+
+def table_row(result: ContenderResult, baseline: ContenderResult,
+              num_variables: int) -> List[str]:
+  """One table row, columns as `COLUMNS`."""
+  return [
+      result.label,
+      f'{median_step_ms(result):.2f}',
+      f'{1e3 * min(result.step_seconds):.2f}–'
+      f'{1e3 * max(result.step_seconds):.2f}',
+      _ratio(median_step_ms(result), median_step_ms(baseline)),
+      f'{result.first_call_seconds:.2f}',
+      _ratio(result.first_call_seconds, baseline.first_call_seconds),
+      f'{result.graph_ops:,}',
+      _ratio(result.graph_ops, baseline.graph_ops),
+      f'{result.graph_ops / num_variables:.1f}',
+      _memory_mib(result.peak_memory_bytes),
+  ]
+
+
+def goal_line(result: WorkloadResult) -> str:
+  """How the first contender (official_ext LARS) fares against `GOALS`."""
+  candidate, baseline = result.contenders[0], result.baseline
+  achieved = {
+      'step': median_step_ms(candidate) / median_step_ms(baseline),
+      'first call': (candidate.first_call_seconds /
+                     baseline.first_call_seconds),
+      'graph ops': candidate.graph_ops / baseline.graph_ops,
+  }
+  verdicts = [
+      f'{metric} {achieved[metric]:.2f}× (goal ≤ {limit}×: '
+      f'{"met" if achieved[metric] <= limit else "NOT met"})'
+      for metric, limit in GOALS
+  ]
+  return f'Issue 4 goals for {candidate.label}: ' + '; '.join(verdicts) + '.'
+
+
+def format_workload(result: WorkloadResult) -> str:
+  """The markdown section for one workload: title, table, goal line."""
+  rows = [COLUMNS, ['---'] + ['---:'] * (len(COLUMNS) - 1)]
+  rows += [
+      table_row(c, result.baseline, result.num_variables)
+      for c in result.contenders
+  ]
+  table = '\n'.join('| ' + ' | '.join(row) + ' |' for row in rows)
+  return (f'### {result.name}: {result.num_variables:,} variables, '
+          f'{result.num_parameters:,} parameters\n\n{table}\n\n'
+          f'{goal_line(result)}\n')
+
+
+def cpu_model() -> str:
+  """The CPU's model name from /proc/cpuinfo ('unknown CPU' if absent)."""
+  try:
+    with open('/proc/cpuinfo') as cpuinfo:
+      for line in cpuinfo:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return 'unknown CPU'
+
+
+def command_line(config: BenchmarkConfig) -> str:
+  """The command that reproduces a run with `config`."""
+  args = [
+      'python -m official_ext.benchmarks.optimizer_step',
+      f'--workloads={",".join(config.workloads)}',
+      f'--repeats={config.repeats}',
+      f'--steps_per_repeat={config.steps_per_repeat}',
+      f'--warmup_steps={config.warmup_steps}',
+  ]
+  args += [f'--{name}' for name in ('quick', 'jit_compile')
+           if getattr(config, name)]
+  if not config.measure_memory:
+    args.append('--nomeasure_memory')
+  return ' '.join(args)
+
+
+def format_header(config: BenchmarkConfig, now: datetime.datetime) -> str:
+  """Date, machine, versions and settings of a run."""
+  return (
+      f'## Optimizer step benchmark{" (--quick)" if config.quick else ""}\n\n'
+      f'Measured {now:%Y-%m-%d %H:%M} UTC on {cpu_model()}, '
+      f'{os.cpu_count()} cores; TensorFlow {tf.__version__}, '
+      f'tf_keras {tf_keras.__version__}; {config.repeats} repeats × '
+      f'{config.steps_per_repeat} steps per optimizer, round-robin, after '
+      f'untimed warm-up steps: {config.warmup_steps}; '
+      f'jit_compile={config.jit_compile}.\n\n'
+      f'Command: `{command_line(config)}`\n')
+
+
+def run(config: BenchmarkConfig) -> str:
+  """Runs the benchmark and returns the markdown report.
+
+  Args:
+    config: what to run.
+
+  Returns:
+    Header, one section per workload (printed as each finishes) and the
+    column legend.
+  """
+  header = format_header(config, datetime.datetime.now(datetime.UTC))
+  print(header, flush=True)
+  optimizer_runs.warm_up_process(optimizer_runs.CONTENDERS, config.jit_compile)
+  sections = []
+  for name in config.workloads:
+    sections.append(format_workload(benchmark_workload(name, config)))
+    print(sections[-1], flush=True)
+  print(LEGEND, flush=True)
+  return '\n'.join([header, *sections, LEGEND]) + '\n'
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS):
+  """Defines the benchmark's command-line flags on `flag_values`."""
+  flags.DEFINE_list(
+      'workloads', list(workloads.WORKLOADS),
+      f'Comma-separated workloads, from {list(workloads.WORKLOADS)}.',
+      flag_values=flag_values)
+  flags.DEFINE_integer('repeats', 7, 'Timed bursts per optimizer.',
+                       lower_bound=1, flag_values=flag_values)
+  flags.DEFINE_integer('steps_per_repeat', 10, 'Steps in each timed burst.',
+                       lower_bound=1, flag_values=flag_values)
+  flags.DEFINE_integer('warmup_steps', 3,
+                       'Untimed steps per optimizer after its first call.',
+                       lower_bound=0, flag_values=flag_values)
+  flags.DEFINE_bool(
+      'quick', False,
+      f'Smoke run: each workload cut to its first '
+      f'{workloads.QUICK_NUM_VARIABLES} variables with dimensions <= '
+      f'{workloads.QUICK_MAX_DIM}; unless given, --repeats={_QUICK_REPEATS} '
+      f'--steps_per_repeat={_QUICK_STEPS_PER_REPEAT} '
+      f'--warmup_steps={_QUICK_WARMUP_STEPS}.', flag_values=flag_values)
+  flags.DEFINE_bool('jit_compile', False,
+                    'Wrap the step in tf.function(jit_compile=True).',
+                    flag_values=flag_values)
+  flags.DEFINE_bool('measure_memory', True,
+                    'Measure peak memory (one extra process per optimizer '
+                    'and workload).', flag_values=flag_values)
+  flags.DEFINE_string('output', None,
+                      'Also write the markdown report to this file.',
+                      flag_values=flag_values)
+  flags.register_validator(
+      'workloads', _valid_workloads,
+      message=f'--workloads must name one or more of '
+      f'{list(workloads.WORKLOADS)}, each once', flag_values=flag_values)
+  flags.register_validator(
+      'output', _valid_output,
+      message='--output must be a file path in an existing directory',
+      flag_values=flag_values)
+
+
+def _valid_workloads(names: Sequence[str]) -> bool:
+  return (bool(names) and len(set(names)) == len(names) and
+          all(name in workloads.WORKLOADS for name in names))
+
+
+def _valid_output(path: Optional[str]) -> bool:
+  return path is None or (
+      not os.path.isdir(path) and
+      os.path.isdir(os.path.dirname(os.path.abspath(path))))
+
+
+def config_from_flags(flag_values: flags.FlagValues) -> BenchmarkConfig:
+  """A `BenchmarkConfig` from parsed flags, with `--quick`'s defaults."""
+
+  def setting(name: str, quick_default: int) -> int:
+    if flag_values.quick and not flag_values[name].present:
+      return quick_default
+    return flag_values[name].value
+
+  return BenchmarkConfig(
+      workloads=tuple(flag_values.workloads),
+      repeats=setting('repeats', _QUICK_REPEATS),
+      steps_per_repeat=setting('steps_per_repeat', _QUICK_STEPS_PER_REPEAT),
+      warmup_steps=setting('warmup_steps', _QUICK_WARMUP_STEPS),
+      quick=flag_values.quick,
+      jit_compile=flag_values.jit_compile,
+      measure_memory=flag_values.measure_memory)
+
+
+def run_from_flags(flag_values: flags.FlagValues) -> str:
+  """Runs with parsed flags; writes `--output` only once the run succeeded."""
+  report = run(config_from_flags(flag_values))
+  if flag_values.output:
+    partial_path = flag_values.output + '.partial'
+    with open(partial_path, 'w') as output:
+      output.write(report)
+    os.replace(partial_path, flag_values.output)
+  return report
+
+
+def main(argv: Sequence[str]):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  # Every contender gets its own tf.function by design; TensorFlow's
+  # "excessive retracing" warning about that would bury the tables.
+  tf.get_logger().setLevel(logging.ERROR)
+  run_from_flags(flags.FLAGS)
+
+
+if __name__ == '__main__':
+  define_flags()
+  app.run(main)
