@@ -1,2 +1,4 @@
 """official_ext's registered experiments and tasks; importing registers them."""
-from official_ext.experiments import lars_digits  # pylint: disable=unused-import
+# pylint: disable=unused-import
+from official_ext.experiments import lars_digits
+from official_ext.experiments import resnet50_imagenet_lars

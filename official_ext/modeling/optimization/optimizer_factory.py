@@ -99,6 +99,8 @@ register_optimizer('lamb', mg_opt_cfg.LAMBConfig, lamb.LAMB)
 register_optimizer('rmsprop', mg_opt_cfg.RMSPropConfig, _legacy.RMSprop, _new.RMSprop)
 register_optimizer('lars', opt_cfg.LARSConfig, lars.LARS)
 register_optimizer('adagrad', mg_opt_cfg.AdagradConfig, _legacy.Adagrad, _new.Adagrad)
+# Open-source Model Garden's SLIDE and Adafactor are placeholder strings:
+# building them fails here exactly as in Model Garden.
 register_optimizer('slide', mg_opt_cfg.SLIDEConfig, slide_optimizer.SLIDE)
 register_optimizer('adafactor', mg_opt_cfg.AdafactorConfig, adafactor_optimizer.Adafactor)
 register_optimizer('adafactor_keras', mg_opt_cfg.AdafactorKerasConfig, tf_keras.optimizers.Adafactor)
