@@ -1,0 +1,84 @@
+"""Tests for the lars_digits experiment: data, model, loss and schedule."""
+import numpy as np
+from sklearn import datasets
+import tensorflow as tf
+import tf_keras
+
+from official.core import exp_factory
+from official_ext.experiments import lars_digits
+from official_ext.modeling.optimization import optimizer_factory
+
+
+def _rows(images):
+  """The images as a sorted list of bytes: a multiset, for comparisons."""
+  return sorted(image.tobytes() for image in images)
+
+
+def test_split_is_fixed_disjoint_and_complete():
+  train_images, train_labels = lars_digits.load_split(is_training=True)
+  val_images, val_labels = lars_digits.load_split(is_training=False)
+  assert train_images.shape == (1437, 8, 8, 1)
+  assert val_images.shape == (360, 8, 8, 1)
+  assert train_images.dtype == np.float32
+  assert 0.0 <= train_images.min() and train_images.max() <= 1.0
+  assert set(train_labels) == set(val_labels) == set(range(10))
+  digits = datasets.load_digits()
+  everything = (digits.images / 16.0).astype(np.float32)[..., np.newaxis]
+  assert _rows(np.concatenate([train_images, val_images])) == _rows(everything)
+  again, _ = lars_digits.load_split(is_training=False)
+  np.testing.assert_array_equal(again, val_images)
+
+
+def test_inputs_shard_and_batch_per_replica():
+  task_config = lars_digits.DigitsTaskConfig()
+  task = lars_digits.DigitsTask(task_config)
+  contexts = [tf.distribute.InputContext(2, i, 2) for i in range(2)]
+  seen = []
+  for context in contexts:
+    dataset = task.build_inputs(task_config.validation_data, context)
+    batches = list(dataset)
+    assert all(images.shape[0] == 60 for images, _ in batches)
+    seen.append(np.concatenate([images.numpy() for images, _ in batches]))
+  assert _rows(np.concatenate(seen)) == _rows(
+      lars_digits.load_split(is_training=False)[0])
+
+  train = task.build_inputs(task_config.train_data, contexts[0])
+  images, labels = next(iter(train))
+  assert images.shape == (64, 8, 8, 1) and labels.shape == (64,)
+
+
+def test_model_outputs_float32_logits():
+  model = lars_digits.build_convnet(lars_digits.DigitsConvNet(filters=[4, 8]))
+  logits = model(tf.zeros([3, 8, 8, 1]))
+  assert logits.shape == (3, 10) and logits.dtype == tf.float32
+  assert model.layers[-1].dtype_policy.compute_dtype == 'float32'
+
+
+def test_loss_is_mean_softmax_cross_entropy():
+  task = lars_digits.DigitsTask(lars_digits.DigitsTaskConfig())
+  logits = np.random.RandomState(0).randn(5, 10).astype(np.float32)
+  labels = np.array([0, 3, 9, 3, 1])
+  log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+  expected = -log_softmax[np.arange(5), labels].mean()
+  loss = task.build_losses(tf.constant(labels), tf.constant(logits),
+                           aux_losses=[tf.constant(0.5)])
+  np.testing.assert_allclose(float(loss), expected + 0.5, rtol=1e-5)
+
+
+def test_experiment_uses_lars_with_warmup_and_decay():
+  config = exp_factory.get_exp_config('lars_digits')
+  optimization = config.trainer.optimizer_config
+  assert optimization.optimizer.type == 'lars'
+  factory = optimizer_factory.OptimizerFactory(optimization)
+  schedule = factory.build_learning_rate()
+  optimizer = factory.build_optimizer(schedule)
+  assert isinstance(optimizer, tf_keras.optimizers.legacy.Optimizer)
+  peak = optimization.learning_rate.polynomial.initial_learning_rate
+  warmup = optimization.warmup.linear.warmup_steps
+  total = config.trainer.train_steps
+  lrs = np.array([float(schedule(s)) for s in range(total + 1)])
+  np.testing.assert_allclose(lrs[:warmup], peak * np.arange(warmup) / warmup,
+                             rtol=1e-6)
+  assert lrs[warmup] == max(lrs)
+  assert np.all(np.diff(lrs[warmup:]) <= 0)
+  np.testing.assert_allclose(lrs[-1], 1e-4, rtol=1e-4)
