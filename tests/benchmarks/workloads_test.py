@@ -24,10 +24,8 @@ def _decayed_names(specs):
   optimizer = model_garden_lars.LARS(
       weight_decay_rate=optimizer_runs.WEIGHT_DECAY_RATE,
       exclude_from_weight_decay=list(optimizer_runs.EXCLUDE_FROM_WEIGHT_DECAY))
-  return [
-      s.name for s in specs
-      if optimizer._use_weight_decay(s.name + ':0')  # pylint: disable=protected-access
-  ]
+  decays = optimizer._use_weight_decay  # pylint: disable=protected-access
+  return [s.name for s in specs if decays(s.name + ':0')]
 
 
 def test_resnet50_matches_keras_and_decays_only_kernels():
