@@ -21,7 +21,7 @@ from official.core import exp_factory
 from official.core import task_factory
 from official.modeling import hyperparams
 
-from official_ext.modeling.optimization.configs import optimization_config
+from official_ext.experiments import lars_optimization
 
 NUM_CLASSES = 10
 IMAGE_SIZE = 8
@@ -150,39 +150,12 @@ def lars_digits() -> cfg.ExperimentConfig:
           checkpoint_interval=train_steps,
           validation_interval=200,
           validation_steps=-1,
-          optimizer_config=optimization_config.OptimizationConfig({
-              'optimizer': {
-                  'type': 'lars',
-                  'lars': {
-                      'momentum': 0.9,
-                      'eeta': 0.001,
-                      'weight_decay_rate': 1e-4,
-                      'exclude_from_weight_decay': [
-                          'batch_normalization', 'bias'
-                      ],
-                      'exclude_from_layer_adaptation': [
-                          'batch_normalization', 'bias'
-                      ],
-                  },
-              },
-              'learning_rate': {
-                  'type': 'polynomial',
-                  'polynomial': {
-                      'initial_learning_rate': 3.0,
-                      'decay_steps': train_steps - warmup_steps,
-                      'end_learning_rate': 1e-4,
-                      'power': 2.0,
-                      'offset': warmup_steps,
-                  },
-              },
-              'warmup': {
-                  'type': 'linear',
-                  'linear': {
-                      'warmup_steps': warmup_steps,
-                      'warmup_learning_rate': 0.0,
-                  },
-              },
-          })),
+          optimizer_config=(
+              lars_optimization.lars_with_warmup_and_polynomial_decay(
+                  base_learning_rate=3.0,
+                  warmup_steps=warmup_steps,
+                  decay_steps=train_steps - warmup_steps,
+                  weight_decay_rate=1e-4))),
       restrictions=[
           'task.train_data.is_training != None',
           'task.validation_data.is_training != None',

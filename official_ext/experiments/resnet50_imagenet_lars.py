@@ -34,12 +34,11 @@ from official.core import config_definitions as cfg
 from official.core import exp_factory
 from official.vision.configs import image_classification
 
+from official_ext.experiments import lars_optimization
 from official_ext.modeling.optimization.configs import optimization_config
 
 END_LEARNING_RATE = 1e-4
 DECAY_POWER = 2.0
-# Variables named like these get neither weight decay nor layer adaptation.
-EXCLUDED_VARIABLES = ('batch_normalization', 'bias')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,35 +92,15 @@ def mlperf_lars_optimization(
   base_learning_rate, warmup_epochs = mlperf_base_learning_rate_and_warmup(
       global_batch_size)
   warmup_steps = warmup_epochs * steps_per_epoch
-  return optimization_config.OptimizationConfig({
-      'optimizer': {
-          'type': 'lars',
-          'lars': {
-              'momentum': 0.9,
-              'eeta': 0.001,
-              'weight_decay_rate': 1e-4 * 2.0**weight_decay_exponent,
-              'exclude_from_weight_decay': list(EXCLUDED_VARIABLES),
-              'exclude_from_layer_adaptation': list(EXCLUDED_VARIABLES),
-          },
-      },
-      'learning_rate': {
-          'type': 'polynomial',
-          'polynomial': {
-              'initial_learning_rate': base_learning_rate,
-              'decay_steps': train_steps - warmup_steps + 1,
-              'end_learning_rate': END_LEARNING_RATE,
-              'power': DECAY_POWER,
-              'offset': warmup_steps,
-          },
-      },
-      'warmup': {
-          'type': 'linear',
-          'linear': {
-              'warmup_steps': warmup_steps,
-              'warmup_learning_rate': 0.0,
-          },
-      },
-  })
+  return lars_optimization.lars_with_warmup_and_polynomial_decay(
+      base_learning_rate=base_learning_rate,
+      warmup_steps=warmup_steps,
+      decay_steps=train_steps - warmup_steps + 1,
+      weight_decay_rate=1e-4 * 2.0**weight_decay_exponent,
+      end_learning_rate=END_LEARNING_RATE,
+      power=DECAY_POWER,
+      momentum=0.9,
+      eeta=0.001)
 
 
 def resnet50_imagenet_lars_config(
