@@ -60,6 +60,13 @@ def _warnings(caplog):
           if r.levelno == logging.WARNING]
 
 
+def _default_as_parsed(experiment):
+  """The registered defaults, with the runtime.tpu that parsing sets."""
+  params = exp_factory.get_exp_config(experiment)
+  params.override({'runtime': {'tpu': ''}})
+  return params.as_dict()
+
+
 def test_model_garden_experiment_gets_official_ext_optimization_config(
     bind_gin):
   bind_gin()
@@ -70,13 +77,7 @@ def test_model_garden_experiment_gets_official_ext_optimization_config(
   assert type(params.trainer.optimizer_config) is (
       optimization_config.OptimizationConfig)
   assert isinstance(_lars(params), optimizer_config.LARSConfig)
-  assert params.as_dict() == _parse_unlocked_default('resnet_imagenet')
-
-
-def _parse_unlocked_default(experiment):
-  params = exp_factory.get_exp_config(experiment)
-  params.override({'runtime': {'tpu': ''}})
-  return params.as_dict()
+  assert params.as_dict() == _default_as_parsed('resnet_imagenet')
 
 
 def test_precedence_defaults_config_file_params_override_gin(
