@@ -17,7 +17,6 @@ SGD (`tf_keras.optimizers.legacy.SGD(0.1, momentum=0.9)`, a fused kernel),
 under a header naming the date, machine and versions.
 """
 
-import concurrent.futures
 import dataclasses
 import datetime
 import gc
@@ -167,8 +166,8 @@ def benchmark_workload(name: str, config: BenchmarkConfig) -> WorkloadResult:
 def probe_peak_memory(name: str, config: BenchmarkConfig) -> List[int]:
   """Peak RSS growth per contender, each in its own process.
 
-  The probes run in parallel (one per core): they measure memory only, and
-  nothing is timed while they run.
+  One probe at a time: the peak of temporaries depends on how many ops the
+  executor runs at once, which probes competing for the cores would lower.
 
   Args:
     name: the workload.
@@ -177,13 +176,11 @@ def probe_peak_memory(name: str, config: BenchmarkConfig) -> List[int]:
   Returns:
     Bytes per contender, in `optimizer_runs.CONTENDERS` order.
   """
-  with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
-    futures = [
-        pool.submit(memory_probe.probe_in_subprocess, name, c.key,
-                    config.quick, config.jit_compile, config.warmup_steps)
-        for c in optimizer_runs.CONTENDERS
-    ]
-    return [future.result() for future in futures]
+  return [
+      memory_probe.probe_in_subprocess(name, c.key, config.quick,
+                                       config.jit_compile, config.warmup_steps)
+      for c in optimizer_runs.CONTENDERS
+  ]
 
 
 def median_step_ms(result: ContenderResult) -> float:
@@ -266,11 +263,10 @@ def command_line(config: BenchmarkConfig) -> str:
       f'--repeats={config.repeats}',
       f'--steps_per_repeat={config.steps_per_repeat}',
       f'--warmup_steps={config.warmup_steps}',
+      f'--measure_memory={config.measure_memory}',
   ]
   args += [f'--{name}' for name in ('quick', 'jit_compile')
            if getattr(config, name)]
-  if not config.measure_memory:
-    args.append('--nomeasure_memory')
   return ' '.join(args)
 
 
@@ -327,7 +323,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS):
       f'{workloads.QUICK_NUM_VARIABLES} variables with dimensions <= '
       f'{workloads.QUICK_MAX_DIM}; unless given, --repeats={_QUICK_REPEATS} '
       f'--steps_per_repeat={_QUICK_STEPS_PER_REPEAT} '
-      f'--warmup_steps={_QUICK_WARMUP_STEPS}.', flag_values=flag_values)
+      f'--warmup_steps={_QUICK_WARMUP_STEPS} --nomeasure_memory.',
+      flag_values=flag_values)
   flags.DEFINE_bool('jit_compile', False,
                     'Wrap the step in tf.function(jit_compile=True).',
                     flag_values=flag_values)
@@ -361,7 +358,7 @@ def _valid_output(path: Optional[str]) -> bool:
 def config_from_flags(flag_values: flags.FlagValues) -> BenchmarkConfig:
   """A `BenchmarkConfig` from parsed flags, with `--quick`'s defaults."""
 
-  def setting(name: str, quick_default: int) -> int:
+  def setting(name: str, quick_default):
     if flag_values.quick and not flag_values[name].present:
       return quick_default
     return flag_values[name].value
@@ -373,7 +370,7 @@ def config_from_flags(flag_values: flags.FlagValues) -> BenchmarkConfig:
       warmup_steps=setting('warmup_steps', _QUICK_WARMUP_STEPS),
       quick=flag_values.quick,
       jit_compile=flag_values.jit_compile,
-      measure_memory=flag_values.measure_memory)
+      measure_memory=setting('measure_memory', False))
 
 
 def run_from_flags(flag_values: flags.FlagValues) -> str:

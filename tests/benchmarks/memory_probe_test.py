@@ -1,7 +1,4 @@
-"""Tests for official_ext/benchmarks/memory_probe.py (the in-process part).
-
-The subprocess path runs in optimizer_step_test's quick run.
-"""
+"""Tests for official_ext/benchmarks/memory_probe.py."""
 
 import numpy as np
 
@@ -30,3 +27,12 @@ def test_probe_command_names_every_setting():
       '--optimizer=momentum_sgd', '--warmup_steps=2', '--quick=True',
       '--jit_compile=False'
   ]
+
+
+def test_probe_in_subprocess_reports_the_childs_growth():
+  growth = memory_probe.probe_in_subprocess(
+      'many_small', 'momentum_sgd', quick=True, jit_compile=False,
+      warmup_steps=1)
+  # Slots and the traced graph take some memory; a 20-variable toy far less
+  # than a gibibyte.
+  assert 0 < growth < 1024 * _MIB

@@ -26,19 +26,23 @@ def _rows(report, label):
 
 def test_quick_run_prints_a_full_table_for_every_optimizer(tmp_path, capsys):
   output = tmp_path / 'report.md'
+  # --quick skips the memory probes (one process each); memory_probe_test
+  # runs one.
   report = optimizer_step.run_from_flags(
-      _parse(['--quick', '--workloads=many_small', f'--output={output}']))
+      _parse(['--quick', f'--output={output}']))
 
   printed = capsys.readouterr().out
-  assert _HEADER in printed
-  assert '### many_small: 20 variables' in printed
+  assert printed.count(_HEADER) == 3
+  for workload in ('resnet50', 'many_small', 'bert_base'):
+    assert f'### {workload}: 20 variables' in printed
   for label in _LABELS:
-    (row,) = _rows(printed, label)
-    cells = row.strip('|').split('|')
-    assert len(cells) == _HEADER.count('|') - 1
-    # The probe ran: peak memory is a number, not "not measured".
-    float(cells[-1])
-  assert 'Issue 4 goals for official_ext LARS' in printed
+    rows = _rows(printed, label)
+    assert len(rows) == 3
+    for row in rows:
+      cells = [cell.strip() for cell in row.strip('|').split('|')]
+      assert len(cells) == _HEADER.count('|') - 1
+      assert all(cells) and cells[-1] == 'not measured'
+  assert printed.count('Issue 4 goals for official_ext LARS') == 3
   assert 'Command: `python -m official_ext.benchmarks.optimizer_step' in printed
   assert output.read_text() == report
   assert not (tmp_path / 'report.md.partial').exists()
@@ -56,20 +60,27 @@ def test_output_in_missing_directory_is_rejected(tmp_path):
 
 
 def test_quick_defaults_yield_to_explicit_flags():
-  config = optimizer_step.config_from_flags(_parse(['--quick', '--repeats=5']))
-  assert (config.repeats, config.steps_per_repeat, config.warmup_steps) == (
-      5, 2, 1)
+  config = optimizer_step.config_from_flags(
+      _parse(['--quick', '--repeats=5', '--measure_memory']))
+  assert (config.repeats, config.steps_per_repeat, config.warmup_steps,
+          config.measure_memory) == (5, 2, 1, True)
+  quick = optimizer_step.config_from_flags(_parse(['--quick']))
+  assert (quick.repeats, quick.measure_memory) == (2, False)
   full = optimizer_step.config_from_flags(_parse([]))
-  assert (full.repeats, full.steps_per_repeat, full.quick) == (7, 10, False)
+  assert (full.repeats, full.steps_per_repeat, full.quick,
+          full.measure_memory) == (7, 10, False, True)
   assert full.workloads == ('resnet50', 'many_small', 'bert_base')
 
 
-def test_printed_command_reproduces_the_config():
-  config = optimizer_step.config_from_flags(
-      _parse(['--quick', '--jit_compile', '--nomeasure_memory',
-              '--workloads=bert_base,resnet50', '--steps_per_repeat=4']))
-  argv = optimizer_step.command_line(config).split()[3:]
-  assert optimizer_step.config_from_flags(_parse(argv)) == config
+@pytest.mark.parametrize('argv', [
+    [],
+    ['--quick', '--measure_memory', '--steps_per_repeat=4'],
+    ['--jit_compile', '--nomeasure_memory', '--workloads=bert_base,resnet50'],
+])
+def test_printed_command_reproduces_the_config(argv):
+  config = optimizer_step.config_from_flags(_parse(argv))
+  printed_argv = optimizer_step.command_line(config).split()[3:]
+  assert optimizer_step.config_from_flags(_parse(printed_argv)) == config
 
 
 def test_steady_state_alternates_and_rotates_the_order():
