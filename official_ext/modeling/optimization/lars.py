@@ -9,9 +9,10 @@ tensors; `LARS` is a thin stateful shell that wires them to slots and to
 TensorFlow's fused momentum kernel.
 """
 
+import functools
 import math
 import re
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Text, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Text, Tuple
 
 import tensorflow as tf
 import tf_keras
@@ -48,14 +49,21 @@ def l2_norm(x: tf.Tensor) -> tf.Tensor:
   precision.
 
   Args:
-    x: a tensor of any rank.
+    x: a tensor of any rank, known or not.
 
   Returns:
     A scalar `‖x‖₂` (float32 for half-precision `x`, else `x.dtype`).
   """
   if x.dtype in _HALF_DTYPES:
     x = tf.cast(x, tf.float32)
-  return tf.raw_ops.EuclideanNorm(input=x, axis=list(range(x.shape.rank)))
+  rank = x.shape.rank
+  axis = tf.range(tf.rank(x)) if rank is None else list(range(rank))
+  return tf.raw_ops.EuclideanNorm(input=x, axis=axis)
+
+
+def norm_dtype(dtype: tf.DType) -> tf.DType:
+  """The dtype `l2_norm` returns for tensors of `dtype`."""
+  return tf.float32 if dtype in _HALF_DTYPES else dtype
 
 
 def trust_ratio(param_norm: tf.Tensor, update_norm: tf.Tensor,
@@ -82,14 +90,14 @@ def trust_ratio(param_norm: tf.Tensor, update_norm: tf.Tensor,
 
 def layer_adapted_learning_rate(learning_rate: tf.Tensor, param: tf.Tensor,
                                 update: tf.Tensor,
-                                eeta: tf.Tensor) -> tf.Tensor:
+                                eeta: float) -> tf.Tensor:
   """The local learning rate `lr · trust_ratio(‖w‖, ‖u‖)`.
 
   Args:
     learning_rate: the global learning rate, in the variable's dtype.
     param: variable value `w`.
     update: the direction the trust ratio normalizes (see `trust_ratio`).
-    eeta: the LARS coefficient `η`, float32.
+    eeta: the LARS coefficient `η`.
 
   Returns:
     The local learning rate, in `learning_rate`'s dtype.
@@ -120,6 +128,74 @@ def popular_momentum(velocity: tf.Tensor, grad: tf.Tensor,
   if nesterov:
     return next_velocity, momentum * next_velocity + grad
   return next_velocity, next_velocity
+
+
+@functools.lru_cache(maxsize=None)
+def variable_update_function(dtype: tf.DType, decay: bool, adapt: bool,
+                             classic_momentum: bool,
+                             nesterov: bool) -> Callable[..., tf.Tensor]:
+  """The whole LARS update of one variable, as one traced-once function.
+
+  Calling a `tf.function` from the optimizer's apply step adds one call op
+  per variable to the caller's graph instead of the dozen ops the update is
+  made of; the body is traced once per (dtype, options) for variables of
+  every shape, and the runtime inlines it before execution. This keeps the
+  traced graph, and its tracing time, close to momentum SGD's for models with
+  thousands of variables.
+
+  Args:
+    dtype: the variable's dtype.
+    decay: whether the variable gets weight decay.
+    adapt: whether the variable gets layer-wise adaptation.
+    classic_momentum: classic (learning rate inside momentum) or popular.
+    nesterov: whether to use Nesterov momentum.
+
+  Returns:
+    `update(var, velocity, grad, learning_rate, momentum, weight_decay_rate,
+    eeta)` taking resource handles and scalars, returning the local learning
+    rate it applied.
+  """
+  scalar = tf.TensorSpec([], dtype)
+  signature = [
+      tf.TensorSpec([], tf.resource),  # variable
+      tf.TensorSpec([], tf.resource),  # momentum slot
+      tf.TensorSpec(None, dtype),  # dense gradient
+      scalar,  # learning rate
+      scalar,  # momentum
+      scalar,  # weight decay rate
+      tf.TensorSpec([], norm_dtype(dtype)),  # eeta
+  ]
+
+  @tf.function(input_signature=signature, autograph=False,
+               experimental_attributes={'_noinline': True})
+  def update(var, velocity, grad, learning_rate, momentum, weight_decay_rate,
+             eeta):
+    param = tf.raw_ops.ReadVariableOp(resource=var, dtype=dtype)
+    if decay:
+      grad = weight_decayed_gradient(grad, param, weight_decay_rate)
+    if classic_momentum:
+      if adapt:
+        learning_rate = layer_adapted_learning_rate(learning_rate, param, grad,
+                                                    eeta)
+      # With lr=1 and the pre-scaled gradient the fused kernel computes
+      # v ← m·v + lr·t·g and w ← w − v (Nesterov: w ← w − lr·t·g − m·v).
+      tf.raw_ops.ResourceApplyMomentum(
+          var=var, accum=velocity, lr=tf.constant(1, dtype),
+          grad=learning_rate * grad, momentum=momentum,
+          use_nesterov=nesterov)
+      return learning_rate
+    next_velocity, update_direction = popular_momentum(
+        tf.raw_ops.ReadVariableOp(resource=velocity, dtype=dtype), grad,
+        momentum, nesterov)
+    if adapt:
+      learning_rate = layer_adapted_learning_rate(learning_rate, param,
+                                                  update_direction, eeta)
+    tf.raw_ops.AssignVariableOp(resource=velocity, value=next_velocity)
+    tf.raw_ops.ResourceApplyGradientDescent(var=var, alpha=learning_rate,
+                                            delta=update_direction)
+    return learning_rate
+
+  return update.get_concrete_function()
 
 
 def _number(field: str, value: Any) -> float:
@@ -300,13 +376,10 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
 
   def _prepare_local(self, var_device, var_dtype, apply_state):
     super()._prepare_local(var_device, var_dtype, apply_state)
-    # Created once per device and dtype, not once per variable: keeps the
-    # traced graph small for models with thousands of variables.
     apply_state[(var_device, var_dtype)].update(
         momentum=tf.constant(self.momentum, var_dtype),
         weight_decay_rate=tf.constant(self.weight_decay_rate, var_dtype),
-        eeta=tf.constant(self.eeta, tf.float32),
-        one=tf.constant(1.0, var_dtype))
+        eeta=tf.constant(self.eeta, norm_dtype(var_dtype)))
 
   def _use_weight_decay(self, param_name: str) -> bool:
     """Whether to use L2 weight decay for `param_name`."""
@@ -322,40 +395,13 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
     coefficients = ((apply_state or {}).get((var_device, var_dtype)) or
                     self._fallback_apply_state(var_device, var_dtype))
     name = variable_name(handle)
-    velocity = self.get_slot(handle, 'momentum')
-    param = tf.convert_to_tensor(handle)
-    if self._use_weight_decay(name):
-      grad = weight_decayed_gradient(grad, param,
-                                     coefficients['weight_decay_rate'])
-    adapt = self._do_layer_adaptation(name)
-    learning_rate = coefficients['lr_t']
-
-    if self.classic_momentum:
-      if adapt:
-        learning_rate = layer_adapted_learning_rate(learning_rate, param, grad,
-                                                    coefficients['eeta'])
-      # With lr=1 and the pre-scaled gradient, the fused kernel computes
-      # v ← m·v + lr·t·g and w ← w − v (Nesterov: w ← w − lr·t·g − m·v).
-      return tf.raw_ops.ResourceApplyMomentum(
-          var=handle.handle,
-          accum=velocity.handle,
-          lr=coefficients['one'],
-          grad=learning_rate * grad,
-          momentum=coefficients['momentum'],
-          use_locking=self._use_locking,
-          use_nesterov=self.nesterov)
-
-    next_velocity, update = popular_momentum(velocity, grad,
-                                             coefficients['momentum'],
-                                             self.nesterov)
-    if adapt:
-      learning_rate = layer_adapted_learning_rate(learning_rate, param, update,
-                                                  coefficients['eeta'])
-    return tf.group(
-        velocity.assign(next_velocity, use_locking=self._use_locking),
-        tf.raw_ops.ResourceApplyGradientDescent(
-            var=handle.handle, alpha=learning_rate, delta=update,
-            use_locking=self._use_locking))
+    update = variable_update_function(var_dtype, self._use_weight_decay(name),
+                                      self._do_layer_adaptation(name),
+                                      self.classic_momentum, self.nesterov)
+    return update(handle.handle,
+                  self.get_slot(handle, 'momentum').handle, grad,
+                  coefficients['lr_t'], coefficients['momentum'],
+                  coefficients['weight_decay_rate'], coefficients['eeta'])
 
   def _resource_apply_sparse_duplicate_indices(self, grad, handle, indices,
                                                **kwargs):
