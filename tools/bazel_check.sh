@@ -14,10 +14,11 @@ cd "$ROOT"
 bazel() {
   "$BAZEL" "${BAZEL_STARTUP[@]}" "$@"
 }
-trap 'bazel shutdown' EXIT
+selftest_log="$(mktemp)"
+trap 'bazel shutdown; rm -f "$selftest_log"' EXIT
 
 step() {
-  echo "== $*"
+  echo "== [${SECONDS}s] $*"
 }
 
 step buildifier
@@ -27,7 +28,7 @@ mapfile -t bazel_files < <(find . \( -path ./.git -o -path ./.bazel_tools \) \
 echo "${#bazel_files[@]} files formatted and lint-clean"
 
 step bazel query
-bazel query //... >/dev/null
+echo "$(bazel query //... | wc -l) targets"
 mapfile -t manual_targets < <(bazel query 'attr(tags, "\bmanual\b", //...)')
 
 step bazel build
@@ -37,7 +38,6 @@ step bazel test: small tests
 bazel test --test_size_filters=small --nocache_test_results //...
 
 step bazel test: an undeclared dep fails
-selftest_log="$(mktemp)"
 if bazel test --nocache_test_results --test_output=all \
     //tools/bazel_selftest:undeclared_dep_test >"$selftest_log" 2>&1; then
   cat "$selftest_log"
@@ -52,5 +52,5 @@ if ! grep -q "ModuleNotFoundError: No module named 'official_ext'" "$selftest_lo
     "the missing official_ext" >&2
   exit 1
 fi
-rm "$selftest_log"
 echo "failed as it must: ModuleNotFoundError: No module named 'official_ext'"
+step done

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-# <runfiles>/official_ext/tools/pytest_runner.py; symlinks are not resolved,
-# they would lead back to the source tree.
+# <runfiles>/<workspace>/tools/pytest_runner.py. Symlinks are not resolved:
+# they lead back to the source tree.
 _WORKSPACE_RUNFILES = os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))
 _RUNFILES = os.path.dirname(_WORKSPACE_RUNFILES)

@@ -4,8 +4,9 @@ tools/bazel_check.sh runs this target and expects ModuleNotFoundError, which
 shows that a test only imports what its deps put in its runfiles, not the
 source checkout that `pip install -e .` puts on sys.path.
 """
-import official_ext
+from official_ext.modeling.optimization import lr_serialization
 
 
-def test_official_ext_was_imported():
-  assert official_ext.__name__ == 'official_ext'
+def test_lr_serialization_was_imported():
+  assert lr_serialization.__name__ == (
+      'official_ext.modeling.optimization.lr_serialization')
