@@ -654,3 +654,69 @@ def test_model_fit_save_and_load_restores_a_working_lars(tmp_path, file_name):
   before = loaded.get_weights()
   loaded.fit(x, y, batch_size=16, epochs=1, verbose=0)
   assert not np.allclose(before[0], loaded.get_weights()[0])
+
+
+# ------------------------------------------------- graph size, XLA, dtypes
+
+
+def _apply_graph_op_count(optimizer, num_variables):
+  variables = [tf.Variable(tf.ones([4, 4]), name=f'layer_{i}/kernel')
+               for i in range(num_variables)]
+  grads = [tf.fill([4, 4], 0.5) for _ in range(num_variables)]
+
+  @tf.function
+  def apply():
+    optimizer.apply_gradients(zip(grads, variables))
+
+  return len(apply.get_concrete_function().graph.get_operations())
+
+
+def test_traced_apply_graph_is_at_most_twice_momentum_sgd():
+  sgd = _apply_graph_op_count(
+      tf_keras.optimizers.legacy.SGD(0.1, momentum=0.9), 50)
+  ours = _apply_graph_op_count(
+      lars.LARS(0.1, weight_decay_rate=1e-4, exclude_from_weight_decay=['x']),
+      50)
+  model_garden = _apply_graph_op_count(
+      mg_lars.LARS(0.1, weight_decay_rate=1e-4), 50)
+  assert ours <= 2 * sgd < model_garden
+
+
+@pytest.mark.parametrize('classic', [True, False])
+def test_jit_compiled_train_step_matches_model_garden(classic):
+  kwargs = dict(learning_rate=0.4, weight_decay_rate=1e-3, nesterov=True,
+                classic_momentum=classic,
+                exclude_from_weight_decay=['batch_normalization'])
+  model, optimizer = _parity_model(), lars.LARS(**kwargs)
+
+  @tf.function(jit_compile=True)
+  def step():
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_mean(tf_keras.losses.sparse_categorical_crossentropy(
+          _PARITY_Y, model(_PARITY_X, training=True), from_logits=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+  for _ in range(5):
+    step()
+  expected = _train(mg_lars.LARS(**kwargs), steps=5).get_weights()
+  assert_weights_close(model.get_weights(), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize('dtype', [tf.float16, tf.bfloat16, tf.float64])
+def test_half_and_double_variables_match_numpy(dtype):
+  w0 = np.random.RandomState(12).randn(64, 32)
+  g = np.random.RandomState(13).randn(64, 32) * 50.0
+  var = tf.Variable(tf.constant(w0, dtype), name='k')
+  opt = lars.LARS(learning_rate=0.5, weight_decay_rate=1e-2, eeta=0.01)
+  opt.apply_gradients([(tf.constant(g, dtype), var)])
+  w_cast = tf.cast(tf.constant(w0, dtype), tf.float64).numpy()
+  g_cast = tf.cast(tf.constant(g, dtype), tf.float64).numpy()
+  expected, _ = numpy_lars_step(
+      w_cast, g_cast, np.zeros_like(w0), lr=0.5, momentum=0.9,
+      weight_decay_rate=1e-2, eeta=0.01, nesterov=False,
+      classic_momentum=True, decay=True, adapt=True)
+  tolerance = {tf.float16: 2e-3, tf.bfloat16: 2e-2, tf.float64: 1e-12}[dtype]
+  np.testing.assert_allclose(
+      tf.cast(var, tf.float64).numpy(), expected, rtol=tolerance,
+      atol=tolerance)
