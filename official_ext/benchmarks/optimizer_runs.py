@@ -14,6 +14,7 @@ import tensorflow as tf
 import tf_keras
 
 from official.modeling.optimization import lars as model_garden_lars
+from official_ext.benchmarks import graph_size
 from official_ext.benchmarks import workloads
 from official_ext.modeling.optimization import lars
 
@@ -99,20 +100,20 @@ class StepRunner:
       raise RuntimeError('first_call() after steps were already run')
     return self.run_burst(1)
 
-  def graph_op_count(self) -> int:
-    """Operations in the traced step's graph (after `first_call`).
+  def traced_graph_size(self) -> graph_size.GraphSize:
+    """Node counts of the traced step (after `first_call`).
 
-    Counts every node of the `tf.function`'s FuncGraph: the update math, the
+    Counts every node of the `tf.function`'s graph (the update math, the
     `Placeholder`s through which variables, slots and gradients are captured,
-    constants, reads and control no-ops.
+    constants, reads, no-ops) and of the functions it calls; see `graph_size`.
 
     Returns:
-      `len(concrete_function.graph.get_operations())`.
+      The traced and inlined op counts.
     """
     if not self._steps_run:
-      raise RuntimeError('graph_op_count() needs first_call() first')
+      raise RuntimeError('traced_graph_size() needs first_call() first')
     concrete = self._apply_step.get_concrete_function()
-    return len(concrete.graph.get_operations())
+    return graph_size.graph_size(concrete.graph.as_graph_def())
 
   def run_burst(self, steps: int) -> float:
     """Runs `steps` steps back to back and waits for the last one.

@@ -30,6 +30,7 @@ from absl import flags
 import tensorflow as tf
 import tf_keras
 
+from official_ext.benchmarks import graph_size
 from official_ext.benchmarks import memory_probe
 from official_ext.benchmarks import optimizer_runs
 from official_ext.benchmarks import workloads
@@ -44,7 +45,8 @@ GOALS = (('step', 1.6), ('first call', 1.5), ('graph ops', 2.0))
 
 COLUMNS = ('optimizer', 'median step (ms)', 'step min–max (ms)',
            'step ratio vs SGD', 'first call (s)', 'first-call ratio',
-           'graph ops', 'graph-op ratio', 'ops/var', 'peak memory (MiB)')
+           'graph ops', 'graph-op ratio', 'inlined ops', 'inlined-op ratio',
+           'inlined ops/var', 'peak memory (MiB)')
 
 LEGEND = """\
 Columns:
@@ -54,9 +56,13 @@ Columns:
 - first call: wall time of the step function's first call (tracing, slot
   creation, the first update), after an unmeasured one-variable warm-up of the
   process.
-- graph ops: `len(concrete_function.graph.get_operations())` of the traced
-  step: the update math plus the Placeholders that capture variables, slots
-  and gradients, constants, reads and no-ops. ops/var = graph ops / variables.
+- graph ops: nodes of the traced step graph
+  (`concrete_function.graph.get_operations()`: the update math plus the
+  Placeholders that capture variables, slots and gradients, constants, reads,
+  no-ops) plus the nodes of each distinct function it calls, counted once as
+  each was traced once. inlined ops: every function call expanded at every
+  call site, i.e. what runs each step; inlined ops/var = inlined ops /
+  variables.
 - peak memory: in a fresh process per optimizer, with the variables and
   gradients already built, how far the resident set size peaks (Linux VmHWM)
   above its level before creating the optimizer, over its first call and
@@ -81,7 +87,7 @@ class ContenderResult:
   """One optimizer's measurements on one workload."""
   label: str
   first_call_seconds: float
-  graph_ops: int
+  graph: graph_size.GraphSize
   step_seconds: Sequence[float]  # One per-step time for each repeat.
   peak_memory_bytes: Optional[int]
 
@@ -141,7 +147,7 @@ def benchmark_workload(name: str, config: BenchmarkConfig) -> WorkloadResult:
       for c in optimizer_runs.CONTENDERS
   ]
   first_calls = [runner.first_call() for runner in runners]
-  graph_ops = [runner.graph_op_count() for runner in runners]
+  graphs = [runner.traced_graph_size() for runner in runners]
   for runner in runners:
     runner.run_burst(config.warmup_steps)
   step_seconds = measure_steady_state([r.run_burst for r in runners],
@@ -158,7 +164,7 @@ def benchmark_workload(name: str, config: BenchmarkConfig) -> WorkloadResult:
       contenders=[
           ContenderResult(c.label, first, ops, steps, peak)
           for c, first, ops, steps, peak in zip(
-              optimizer_runs.CONTENDERS, first_calls, graph_ops, step_seconds,
+              optimizer_runs.CONTENDERS, first_calls, graphs, step_seconds,
               peaks, strict=True)
       ])
 
@@ -206,9 +212,11 @@ def table_row(result: ContenderResult, baseline: ContenderResult,
       _ratio(median_step_ms(result), median_step_ms(baseline)),
       f'{result.first_call_seconds:.2f}',
       _ratio(result.first_call_seconds, baseline.first_call_seconds),
-      f'{result.graph_ops:,}',
-      _ratio(result.graph_ops, baseline.graph_ops),
-      f'{result.graph_ops / num_variables:.1f}',
+      f'{result.graph.traced_ops:,}',
+      _ratio(result.graph.traced_ops, baseline.graph.traced_ops),
+      f'{result.graph.inlined_ops:,}',
+      _ratio(result.graph.inlined_ops, baseline.graph.inlined_ops),
+      f'{result.graph.inlined_ops / num_variables:.1f}',
       _memory_mib(result.peak_memory_bytes),
   ]
 
@@ -220,7 +228,8 @@ def goal_line(result: WorkloadResult) -> str:
       'step': median_step_ms(candidate) / median_step_ms(baseline),
       'first call': (candidate.first_call_seconds /
                      baseline.first_call_seconds),
-      'graph ops': candidate.graph_ops / baseline.graph_ops,
+      'graph ops': (candidate.graph.traced_ops /
+                    baseline.graph.traced_ops),
   }
   verdicts = [
       f'{metric} {achieved[metric]:.2f}× (goal ≤ {limit}×: '

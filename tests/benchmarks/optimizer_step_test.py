@@ -3,11 +3,13 @@
 from absl import flags
 import pytest
 
+from official_ext.benchmarks import graph_size
 from official_ext.benchmarks import optimizer_step
 
 _HEADER = ('| optimizer | median step (ms) | step min–max (ms) | '
            'step ratio vs SGD | first call (s) | first-call ratio | '
-           'graph ops | graph-op ratio | ops/var | peak memory (MiB) |')
+           'graph ops | graph-op ratio | inlined ops | inlined-op ratio | '
+           'inlined ops/var | peak memory (MiB) |')
 _LABELS = ('official_ext LARS', 'Model Garden LARS', 'legacy momentum SGD')
 
 
@@ -101,23 +103,23 @@ def test_steady_state_alternates_and_rotates_the_order():
   assert per_step == [[10.0] * 3, [20.0] * 3, [30.0] * 3]
 
 
-def _result(label, step_ms, first_s, ops, peak_bytes=None):
+def _result(label, step_ms, first_s, ops, inlined_ops=None, peak_bytes=None):
   return optimizer_step.ContenderResult(
       label=label,
       first_call_seconds=first_s,
-      graph_ops=ops,
+      graph=graph_size.GraphSize(ops, inlined_ops or ops),
       step_seconds=[step_ms / 1e3 * f for f in (0.5, 1.0, 3.0)],
       peak_memory_bytes=peak_bytes)
 
 
 def test_row_shows_medians_and_ratios_to_the_baseline():
   baseline = _result('SGD', step_ms=10.0, first_s=2.0, ops=500)
-  lars = _result('LARS', step_ms=15.0, first_s=5.0, ops=1500,
-                 peak_bytes=3 * 1024 * 1024)
+  lars = _result('LARS', step_ms=15.0, first_s=5.0, ops=750,
+                 inlined_ops=2000, peak_bytes=3 * 1024 * 1024)
 
   assert optimizer_step.table_row(lars, baseline, num_variables=100) == [
-      'LARS', '15.00', '7.50–45.00', '1.50×', '5.00', '2.50×', '1,500',
-      '3.00×', '15.0', '3.0'
+      'LARS', '15.00', '7.50–45.00', '1.50×', '5.00', '2.50×', '750',
+      '1.50×', '2,000', '4.00×', '20.0', '3.0'
   ]
   assert optimizer_step.table_row(baseline, baseline, 100)[-1] == (
       'not measured')
