@@ -608,6 +608,15 @@ def results_table(results: Mapping[str, Any]) -> str:
       f'then scales its rate by batch / {smallest}, (b) holds it; (c) is '
       f're-tuned at every batch size, so at batch {smallest} it is arm (a).',
       '',
+      f'Mean validation accuracy (%) at batch {smallest}, per learning rate '
+      '(chosen in bold):',
+      '',
+      *(f'- {name}: ' + _format_tuning(
+          results['tuning_validation_accuracy'][optimizer_type][smallest],
+          tuned[arm_name])
+        for name, optimizer_type, arm_name in (
+            ('SGD', 'sgd', 'sgd_linear'), ('LARS', 'lars', 'lars_held'))),
+      '',
       'Diverged: the training loss became non-finite (the run then scores '
       f'chance, {100 * CHANCE_ACCURACY:.0f}%) or test accuracy <= '
       f'{100 * DIVERGED_ACCURACY:.0f}%.',
@@ -634,6 +643,16 @@ def results_table(results: Mapping[str, Any]) -> str:
 
 def _format_grid(learning_rates: Sequence[float]) -> str:
   return ', '.join(f'{lr:.4g}' for lr in learning_rates)
+
+
+def _format_tuning(accuracies: Mapping[str, Sequence[float]],
+                   chosen: float) -> str:
+  """`lr → accuracy` pairs of one grid, the chosen rate in bold."""
+  pairs = []
+  for learning_rate, seeds in accuracies.items():
+    pair = f'{float(learning_rate):.4g} → {100 * np.mean(seeds):.1f}'
+    pairs.append(f'**{pair}**' if float(learning_rate) == chosen else pair)
+  return ', '.join(pairs)
 
 
 def plot_results(results: Mapping[str, Any], path: str):
