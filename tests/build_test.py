@@ -16,9 +16,9 @@ from typing import Dict, FrozenSet, List, Optional
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-# Directories each of whose .py files must belong to a Bazel target.
-COVERED_DIRS = ('official_ext', 'tests', 'experiments')
-FIRST_PARTY_PACKAGES = ('official_ext', 'tests')
+# The repository's Python code: each .py file under these directories belongs
+# to a Bazel target, and imports from them are deps.
+FIRST_PARTY_DIRS = ('official_ext', 'tests', 'experiments')
 PYTHON_RULES = ('py_binary', 'py_library', 'py_test', 'pytest_test')
 # Deps that tools/pytest.bzl adds to every pytest_test.
 IMPLICIT_DEPS = {'pytest_test': frozenset({'//tests:conftest'})}
@@ -155,7 +155,7 @@ class Workspace:
     labels = set()
     for src in sorted(target.srcs):
       for module in self.imported_modules(src):
-        if module.split('.')[0] not in FIRST_PARTY_PACKAGES:
+        if module.split('.')[0] not in FIRST_PARTY_DIRS:
           continue
         module_file = self.module_file(module)
         if module_file is None:
@@ -186,7 +186,7 @@ def _suggested_target(path: pathlib.Path) -> str:
 def test_every_python_file_belongs_to_a_target():
   workspace = Workspace(REPO)
   missing = []
-  for directory in COVERED_DIRS:
+  for directory in FIRST_PARTY_DIRS:
     for path in sorted((REPO / directory).rglob('*.py')):
       relative = path.relative_to(REPO).as_posix()
       if relative not in workspace.owners:
