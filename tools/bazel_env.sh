@@ -30,6 +30,10 @@ if [[ "$(uname -s)-$(uname -m)" != Linux-x86_64 ]]; then
 fi
 
 if [[ ! -x "$BAZEL" || ! -x "$BUILDIFIER" ]]; then
+  if ! command -v npm >/dev/null; then
+    echo "tools/bazel_env.sh: installing Bazel needs npm (Node.js)" >&2
+    exit 1
+  fi
   # --ignore-scripts: the binaries need no install hook, only their execute
   # bit, which npm drops (and @bazel/bazel's node wrapper then exits 0
   # without running anything, so the binaries are called directly).
