@@ -6,6 +6,7 @@ from official.core import base_task
 from official.core import config_definitions as cfg
 from official.core import train_utils as mg_train_utils
 from official.modeling.optimization import lars as mg_lars
+from official.modeling.optimization.configs import optimization_config as mg_optimization_config
 from official.modeling.privacy import configs as privacy_configs
 from official_ext.core import task_optimizer
 from official_ext.experiments import lars_digits
@@ -13,8 +14,11 @@ from official_ext.modeling.optimization import lars
 from official_ext.modeling.optimization.configs import optimization_config
 
 
-def _optimization(optimizer_type, ema=None):
-  return optimization_config.OptimizationConfig({
+def _optimization(optimizer_type, ema=None,
+                  config_cls=optimization_config.OptimizationConfig):
+  # Model Garden's own path gets Model Garden's schema: its factory passes
+  # every LARSConfig field to its LARS, which lacks official_ext's options.
+  return config_cls({
       'optimizer': {'type': optimizer_type},
       'learning_rate': {'type': 'constant', 'constant': {'learning_rate': 0.1}},
       'ema': ema,
@@ -55,9 +59,11 @@ def test_wrapping_matches_model_garden(loss_scale, ema):
 
 def test_lars_is_official_ext_inside_model_garden_wrappers():
   runtime = cfg.RuntimeConfig(mixed_precision_dtype='float16')
-  config = _optimization('lars', {'average_decay': 0.9})
-  ours = task_optimizer.create_optimizer(config, runtime)
-  theirs = base_task.Task.create_optimizer(config, runtime)
+  ours = task_optimizer.create_optimizer(
+      _optimization('lars', {'average_decay': 0.9}), runtime)
+  theirs = base_task.Task.create_optimizer(
+      _optimization('lars', {'average_decay': 0.9},
+                    mg_optimization_config.OptimizationConfig), runtime)
   our_lars = ours.inner_optimizer._optimizer  # pylint: disable=protected-access
   their_lars = theirs.inner_optimizer._optimizer  # pylint: disable=protected-access
   assert type(our_lars) is lars.LARS
@@ -74,10 +80,12 @@ def test_float32_runtime_is_not_loss_scaled():
   assert type(optimizer) is lars.LARS
 
 
-def _experiment(optimizer_type):
+def _experiment(optimizer_type,
+                config_cls=optimization_config.OptimizationConfig):
   return cfg.ExperimentConfig(
       task=lars_digits.DigitsTaskConfig(),
-      trainer=cfg.TrainerConfig(optimizer_config=_optimization(optimizer_type)))
+      trainer=cfg.TrainerConfig(optimizer_config=_optimization(
+          optimizer_type, config_cls=config_cls)))
 
 
 def test_model_garden_trainer_path_builds_official_ext_lars():
@@ -88,7 +96,8 @@ def test_model_garden_trainer_path_builds_official_ext_lars():
       task, params.trainer.optimizer_config) is task
   # What official.core.train_utils.create_trainer calls.
   assert type(mg_train_utils.create_optimizer(task, params)) is lars.LARS
-  assert type(mg_train_utils.create_optimizer(untouched, params)) is (
+  mg_params = _experiment('lars', mg_optimization_config.OptimizationConfig)
+  assert type(mg_train_utils.create_optimizer(untouched, mg_params)) is (
       mg_lars.LARS)
   assert lars_digits.DigitsTask.create_optimizer.__func__ is (
       base_task.Task.create_optimizer.__func__)

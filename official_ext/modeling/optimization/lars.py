@@ -7,19 +7,38 @@ the README's table of differences) and a faster update.
 The math lives in the small pure functions below, which tests call on plain
 tensors; `LARS` is a thin stateful shell that wires them to slots and to
 TensorFlow's fused momentum kernel.
+
+Beyond Model Garden, and off by default: the trust-ratio variants of the
+published implementations (`TrustRatioOptions`), exclusion selectors that do
+not depend on how a framework names variables (rank ≤ 1, normalization layers,
+exact names), and per-variable telemetry (trust ratio, ‖w‖, ‖g‖, local
+learning rate) for TensorBoard.
 """
 
+import dataclasses
 import functools
 import math
 import re
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Text, Tuple
+from typing import (Any, Callable, Dict, FrozenSet, Iterable, List, Mapping,
+                    Optional, Sequence, Text, Tuple)
 
 import tensorflow as tf
 import tf_keras
+from tf_keras.src.optimizers.legacy import optimizer_v2
 
 from official_ext.modeling.optimization import lr_serialization
 
 _HALF_DTYPES = (tf.float16, tf.bfloat16)
+
+# `trust_ratio_denominator` values: ‖g + λw‖ (Model Garden, optax) or
+# ‖g‖ + λ‖w‖ (the paper, MLPerf, Apex LARC, timm).
+MODEL_GARDEN_DENOMINATOR = 'model_garden'
+PAPER_DENOMINATOR = 'paper'
+TRUST_RATIO_DENOMINATORS = (MODEL_GARDEN_DENOMINATOR, PAPER_DENOMINATOR)
+
+# What telemetry records per variable after each step, in this order.
+TELEMETRY_FIELDS = ('trust_ratio', 'weight_norm', 'gradient_norm',
+                    'learning_rate')
 
 
 def weight_decayed_gradient(grad: tf.Tensor, param: tf.Tensor,
@@ -67,42 +86,147 @@ def norm_dtype(dtype: tf.DType) -> tf.DType:
 
 
 def trust_ratio(param_norm: tf.Tensor, update_norm: tf.Tensor,
-                eeta: tf.Tensor) -> tf.Tensor:
-  """The layer-wise trust ratio `η·‖w‖/‖u‖`, or 1 where either norm is 0.
+                eeta: tf.Tensor, epsilon: float = 0.0) -> tf.Tensor:
+  """The layer-wise trust ratio `η·‖w‖/(‖u‖ + ε)`, or 1 where a norm is 0.
 
   You et al. 2017, eq. (6) without the weight-decay term in the denominator
   (the update `u` already holds it), exactly as Model Garden's `lars.py`,
-  including its guard: a zero weight or zero update norm gives ratio 1.
+  including its guard: a zero weight or zero update norm gives ratio 1. With
+  `ε > 0` it is optax's `scale_by_trust_ratio(trust_coefficient=η, eps=ε)`
+  (same guard), which `optax.lars` applies to `g + λw`.
 
   Args:
     param_norm: `‖w‖`.
     update_norm: `‖u‖`, the norm of the (decayed) gradient for classic
       momentum or of the momentum update for popular momentum.
     eeta: the LARS coefficient `η`.
+    epsilon: `ε`, added to the denominator; 0 adds nothing.
 
   Returns:
     The trust ratio, a scalar.
   """
   both_positive = tf.minimum(param_norm, update_norm) > 0
-  return tf.where(both_positive, eeta * param_norm / update_norm,
+  denominator = update_norm + epsilon if epsilon else update_norm
+  return tf.where(both_positive, eeta * param_norm / denominator,
                   tf.ones_like(param_norm))
 
 
-def layer_adapted_learning_rate(learning_rate: tf.Tensor, param: tf.Tensor,
-                                update: tf.Tensor,
-                                eeta: float) -> tf.Tensor:
-  """The local learning rate `lr · trust_ratio(‖w‖, ‖u‖)`.
+def paper_trust_ratio(param_norm: tf.Tensor, grad_norm: tf.Tensor,
+                      eeta: tf.Tensor,
+                      weight_decay_rate: Optional[tf.Tensor],
+                      epsilon: float = 0.0) -> tf.Tensor:
+  """The trust ratio `η·‖w‖/(‖g‖ + λ‖w‖ + ε)`, or 1 where a norm is 0.
+
+  You et al. 2017, eq. (6), with the raw gradient `g`. The same formula and
+  guard (ratio 1 if `‖w‖ = 0` or `‖g‖ = 0`) as the MLPerf reference
+  (mlcommons/training `image_classification/tensorflow2/lars_optimizer.py`,
+  `compute_lr`) and timm's `Lars`; Apex's `LARC` computes the same ratio.
+
+  Args:
+    param_norm: `‖w‖`.
+    grad_norm: `‖g‖`, the norm of the gradient before weight decay.
+    eeta: the LARS coefficient `η`.
+    weight_decay_rate: `λ`, or None for a variable without weight decay.
+    epsilon: `ε`, added to the denominator; 0 adds nothing.
+
+  Returns:
+    The trust ratio, a scalar.
+  """
+  both_positive = tf.minimum(param_norm, grad_norm) > 0
+  denominator = grad_norm
+  if weight_decay_rate is not None:
+    denominator += tf.cast(weight_decay_rate, param_norm.dtype) * param_norm
+  if epsilon:
+    denominator += epsilon
+  return tf.where(both_positive, eeta * param_norm / denominator,
+                  tf.ones_like(param_norm))
+
+
+def larc_clipped_trust_ratio(ratio: tf.Tensor,
+                             learning_rate: tf.Tensor) -> tf.Tensor:
+  """LARC clipping: `min(ratio / lr, 1)`, so the local rate is `min(ratio, lr)`.
+
+  NVIDIA Apex `LARC(clip=True)` and timm `Lars(trust_clip=True)`: the trust
+  ratio is read as a learning rate of its own and the local rate never exceeds
+  the global one. With `lr = 0` the factor is 1 (the local rate is 0 anyway).
+
+  Args:
+    ratio: the trust ratio.
+    learning_rate: the global learning rate.
+
+  Returns:
+    The factor that multiplies the global learning rate, in `ratio`'s dtype.
+  """
+  learning_rate = tf.cast(learning_rate, ratio.dtype)
+  return tf.where(learning_rate > 0,
+                  tf.minimum(ratio / learning_rate, tf.ones_like(ratio)),
+                  tf.ones_like(ratio))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrustRatioOptions:
+  """How the trust ratio is computed; the defaults are Model Garden's.
+
+  Hashable: a key of `variable_update_function`, so each combination is
+  traced once and the defaults trace exactly Model Garden's math.
+
+  Attributes:
+    denominator: `'model_garden'` for `η‖w‖/‖g + λw‖` (`trust_ratio`) or
+      `'paper'` for `η‖w‖/(‖g‖ + λ‖w‖)` (`paper_trust_ratio`).
+    epsilon: `ε` added to the denominator.
+    trust_clip: LARC clipping (`larc_clipped_trust_ratio`).
+    max_trust_ratio: upper bound on the factor that multiplies the learning
+      rate, applied last; None for no bound.
+  """
+  denominator: str = MODEL_GARDEN_DENOMINATOR
+  epsilon: float = 0.0
+  trust_clip: bool = False
+  max_trust_ratio: Optional[float] = None
+
+
+def layer_trust_ratio(param_norm: tf.Tensor, denominator_norm: tf.Tensor,
+                      eeta: tf.Tensor, learning_rate: tf.Tensor,
+                      options: TrustRatioOptions,
+                      weight_decay_rate: Optional[tf.Tensor] = None
+                     ) -> tf.Tensor:
+  """The factor that multiplies the global learning rate of an adapted layer.
+
+  Args:
+    param_norm: `‖w‖`.
+    denominator_norm: `‖u‖` for the Model Garden denominator (see
+      `trust_ratio`), `‖g‖` for the paper's (see `paper_trust_ratio`).
+    eeta: the LARS coefficient `η`.
+    learning_rate: the global learning rate (used by LARC clipping).
+    options: the variant.
+    weight_decay_rate: `λ` for the paper's denominator, None when the
+      variable gets no weight decay; unused by Model Garden's.
+
+  Returns:
+    The trust ratio, clipped and bounded as `options` says.
+  """
+  if options.denominator == PAPER_DENOMINATOR:
+    ratio = paper_trust_ratio(param_norm, denominator_norm, eeta,
+                              weight_decay_rate, options.epsilon)
+  else:
+    ratio = trust_ratio(param_norm, denominator_norm, eeta, options.epsilon)
+  if options.trust_clip:
+    ratio = larc_clipped_trust_ratio(ratio, learning_rate)
+  if options.max_trust_ratio is not None:
+    ratio = tf.minimum(ratio, tf.cast(options.max_trust_ratio, ratio.dtype))
+  return ratio
+
+
+def layer_adapted_learning_rate(learning_rate: tf.Tensor,
+                                ratio: tf.Tensor) -> tf.Tensor:
+  """The local learning rate `lr · ratio`, in `learning_rate`'s dtype.
 
   Args:
     learning_rate: the global learning rate, in the variable's dtype.
-    param: variable value `w`.
-    update: the direction the trust ratio normalizes (see `trust_ratio`).
-    eeta: the LARS coefficient `η`.
+    ratio: the trust ratio (float32 for half-precision variables).
 
   Returns:
-    The local learning rate, in `learning_rate`'s dtype.
+    The local learning rate.
   """
-  ratio = trust_ratio(l2_norm(param), l2_norm(update), eeta)
   return learning_rate * tf.cast(ratio, learning_rate.dtype)
 
 
@@ -131,9 +255,14 @@ def popular_momentum(velocity: tf.Tensor, grad: tf.Tensor,
 
 
 @functools.lru_cache(maxsize=None)
-def variable_update_function(dtype: tf.DType, decay: bool, adapt: bool,
-                             classic_momentum: bool,
-                             nesterov: bool) -> Callable[..., tf.Tensor]:
+def variable_update_function(
+    dtype: tf.DType,
+    decay: bool,
+    adapt: bool,
+    classic_momentum: bool,
+    nesterov: bool,
+    options: TrustRatioOptions = TrustRatioOptions(),
+    telemetry: bool = False) -> Callable[..., tf.Tensor]:
   """The whole LARS update of one variable, as one traced-once function.
 
   Calling a `tf.function` from the optimizer's apply step adds one call op
@@ -141,7 +270,7 @@ def variable_update_function(dtype: tf.DType, decay: bool, adapt: bool,
   made of; the body is traced once per (dtype, options) for variables of
   every shape, and the runtime inlines it before execution. This keeps the
   traced graph, and its tracing time, close to momentum SGD's for models with
-  thousands of variables.
+  thousands of variables. Options that are off add no op.
 
   Args:
     dtype: the variable's dtype.
@@ -149,11 +278,14 @@ def variable_update_function(dtype: tf.DType, decay: bool, adapt: bool,
     adapt: whether the variable gets layer-wise adaptation.
     classic_momentum: classic (learning rate inside momentum) or popular.
     nesterov: whether to use Nesterov momentum.
+    options: the trust-ratio variant.
+    telemetry: whether the update also writes `TELEMETRY_FIELDS` (float32)
+      into a `[4]` variable passed as a last argument.
 
   Returns:
     `update(var, velocity, grad, learning_rate, momentum, weight_decay_rate,
-    eeta)` taking resource handles and scalars, returning the local learning
-    rate it applied.
+    eeta[, telemetry_variable])` taking resource handles and scalars,
+    returning the local learning rate it applied.
   """
   scalar = tf.TensorSpec([], dtype)
   signature = [
@@ -165,37 +297,63 @@ def variable_update_function(dtype: tf.DType, decay: bool, adapt: bool,
       scalar,  # weight decay rate
       tf.TensorSpec([], norm_dtype(dtype)),  # eeta
   ]
+  paper = options.denominator == PAPER_DENOMINATOR
 
-  @tf.function(input_signature=signature, autograph=False,
-               experimental_attributes={'_noinline': True})
   def update(var, velocity, grad, learning_rate, momentum, weight_decay_rate,
-             eeta):
+             eeta, telemetry_variable=None):
     param = tf.raw_ops.ReadVariableOp(resource=var, dtype=dtype)
+    raw_grad = grad
     if decay:
       grad = weight_decayed_gradient(grad, param, weight_decay_rate)
     if classic_momentum:
-      if adapt:
-        learning_rate = layer_adapted_learning_rate(learning_rate, param, grad,
-                                                    eeta)
+      direction = grad
+    else:
+      next_velocity, direction = popular_momentum(
+          tf.raw_ops.ReadVariableOp(resource=velocity, dtype=dtype), grad,
+          momentum, nesterov)
+    param_norm = l2_norm(param) if adapt or telemetry else None
+    direction_norm = l2_norm(direction) if adapt and not paper else None
+    grad_norm = None
+    if telemetry or (adapt and paper):
+      # Without decay, classic momentum's direction is the raw gradient.
+      reuse = direction_norm is not None and classic_momentum and not decay
+      grad_norm = direction_norm if reuse else l2_norm(raw_grad)
+    ratio = None
+    if adapt:
+      ratio = layer_trust_ratio(
+          param_norm, grad_norm if paper else direction_norm, eeta,
+          learning_rate, options, weight_decay_rate if decay else None)
+      learning_rate = layer_adapted_learning_rate(learning_rate, ratio)
+    if classic_momentum:
       # With lr=1 and the pre-scaled gradient the fused kernel computes
       # v ← m·v + lr·t·g and w ← w − v (Nesterov: w ← w − lr·t·g − m·v).
       tf.raw_ops.ResourceApplyMomentum(
           var=var, accum=velocity, lr=tf.constant(1, dtype),
           grad=learning_rate * grad, momentum=momentum,
           use_nesterov=nesterov)
-      return learning_rate
-    next_velocity, update_direction = popular_momentum(
-        tf.raw_ops.ReadVariableOp(resource=velocity, dtype=dtype), grad,
-        momentum, nesterov)
-    if adapt:
-      learning_rate = layer_adapted_learning_rate(learning_rate, param,
-                                                  update_direction, eeta)
-    tf.raw_ops.AssignVariableOp(resource=velocity, value=next_velocity)
-    tf.raw_ops.ResourceApplyGradientDescent(var=var, alpha=learning_rate,
-                                            delta=update_direction)
+    else:
+      tf.raw_ops.AssignVariableOp(resource=velocity, value=next_velocity)
+      tf.raw_ops.ResourceApplyGradientDescent(var=var, alpha=learning_rate,
+                                              delta=direction)
+    if telemetry:
+      ratio = tf.ones_like(param_norm) if ratio is None else ratio
+      values = [ratio, param_norm, grad_norm, learning_rate]
+      tf.raw_ops.AssignVariableOp(
+          resource=telemetry_variable,
+          value=tf.stack([tf.cast(v, tf.float32) for v in values]))
     return learning_rate
 
-  return update.get_concrete_function()
+  if telemetry:
+    signature.append(tf.TensorSpec([], tf.resource))
+    python_function = update
+  else:
+    def python_function(var, velocity, grad, learning_rate, momentum,
+                        weight_decay_rate, eeta):
+      return update(var, velocity, grad, learning_rate, momentum,
+                    weight_decay_rate, eeta)
+  return tf.function(
+      python_function, input_signature=signature, autograph=False,
+      experimental_attributes={'_noinline': True}).get_concrete_function()
 
 
 def _number(field: str, value: Any) -> float:
@@ -238,33 +396,65 @@ def _check_bool(field: str, value: Any) -> bool:
   return value
 
 
+def _check_strings(field: str, values: Optional[Sequence[Text]],
+                   what: str) -> Optional[List[Text]]:
+  """Validates None or a list of strings; a bare string is refused."""
+  if values is None:
+    return None
+  if isinstance(values, (str, bytes)):
+    raise TypeError(
+        f'LARS: {field} must be a list of {what}, got the bare string '
+        f'{values!r} (which would be read character by character); '
+        f'did you mean [{values!r}]?')
+  if not isinstance(values, (list, tuple)):
+    raise TypeError(f'LARS: {field} must be a list of {what}, got '
+                    f'{values!r} ({type(values).__name__}).')
+  for value in values:
+    if not isinstance(value, str):
+      raise TypeError(f'LARS: {field} must hold only strings, got {value!r} '
+                      f'({type(value).__name__}) in {list(values)!r}.')
+  return list(values)
+
+
 def _check_patterns(field: str,
                     patterns: Optional[Sequence[Text]]) -> Optional[List[Text]]:
   """Validates an exclusion list: None, or a list of valid regex strings."""
-  if patterns is None:
-    return None
-  if isinstance(patterns, (str, bytes)):
-    raise TypeError(
-        f'LARS: {field} must be a list of regex strings, got the bare string '
-        f'{patterns!r} (which would be read character by character); '
-        f'did you mean [{patterns!r}]?')
-  if not isinstance(patterns, (list, tuple)):
-    raise TypeError(f'LARS: {field} must be a list of regex strings, got '
-                    f'{patterns!r} ({type(patterns).__name__}).')
-  for pattern in patterns:
-    if not isinstance(pattern, str):
-      raise TypeError(f'LARS: {field} must hold only strings, got {pattern!r} '
-                      f'({type(pattern).__name__}) in {list(patterns)!r}.')
+  patterns = _check_strings(field, patterns, 'regex strings')
+  for pattern in patterns or ():
     try:
       re.compile(pattern)
     except re.error as e:
       raise ValueError(f'LARS: {field} holds an invalid regex {pattern!r}: '
                        f'{e}.') from e
-  return list(patterns)
+  return patterns
 
 
-def _any_match(patterns: Optional[List[Text]], name: str) -> bool:
-  return any(re.search(pattern, name) for pattern in patterns or ())
+def _check_denominator(value: Any) -> str:
+  if value not in TRUST_RATIO_DENOMINATORS:
+    raise ValueError(f'LARS: trust_ratio_denominator must be one of '
+                     f'{TRUST_RATIO_DENOMINATORS}, got {value!r}.')
+  return value
+
+
+def _check_max_trust_ratio(value: Any) -> Optional[float]:
+  if value is None:
+    return None
+  return _check_range('max_trust_ratio', value, 0.0, math.inf,
+                      low_inclusive=False)
+
+
+def first_match(patterns: Optional[Sequence[Text]],
+                name: str) -> Optional[Text]:
+  """The first regex of `patterns` that `re.search` finds in `name`."""
+  for pattern in patterns or ():
+    if re.search(pattern, name):
+      return pattern
+  return None
+
+
+def without_output_index(name: str) -> str:
+  """`'dense/kernel:0'` → `'dense/kernel'`: names as users write them."""
+  return re.sub(r':\d+$', '', name)
 
 
 def variable_name(var: tf.Variable) -> str:
@@ -305,6 +495,10 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
   * popular momentum: `v ← m·v + g`, `u = v` (Nesterov: `m·v + g`),
     `w ← w − lr·t·u` with `t = η‖w‖/‖u‖`;
   * `t = 1` for variables excluded from layer adaptation, or when a norm is 0.
+
+  The keyword-only arguments select the published variants of `t` (see
+  `TrustRatioOptions`), exclusion selectors besides regexes, and telemetry;
+  their defaults leave Model Garden's math unchanged.
   """
 
   def __init__(self,
@@ -317,6 +511,19 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
                exclude_from_weight_decay: Optional[List[Text]] = None,
                exclude_from_layer_adaptation: Optional[List[Text]] = None,
                name: Text = 'LARS',
+               *,
+               trust_ratio_denominator: str = MODEL_GARDEN_DENOMINATOR,
+               epsilon: float = 0.0,
+               trust_clip: bool = False,
+               max_trust_ratio: Optional[float] = None,
+               exclude_one_dimensional_from_weight_decay: bool = False,
+               exclude_one_dimensional_from_layer_adaptation: bool = False,
+               exclude_normalization_from_weight_decay: bool = False,
+               exclude_normalization_from_layer_adaptation: bool = False,
+               exclude_variables_from_weight_decay: Optional[List[Text]] = None,
+               exclude_variables_from_layer_adaptation: Optional[
+                   List[Text]] = None,
+               telemetry: bool = False,
                **kwargs):
     """Constructs a LARS optimizer; every argument is validated here.
 
@@ -335,6 +542,28 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
         the global learning rate unscaled. `None` means the same list as
         `exclude_from_weight_decay`; `[]` means adapt every variable.
       name: name for the operations created when applying gradients.
+      trust_ratio_denominator: `'model_garden'`: `t = η‖w‖/‖g + λw‖`;
+        `'paper'`: `t = η‖w‖/(‖g‖ + λ‖w‖)` (classic momentum only).
+      epsilon: non-negative `ε` added to the trust ratio's denominator.
+      trust_clip: LARC clipping: the local rate is `min(t, lr)`.
+      max_trust_ratio: None, or a positive upper bound on the factor that
+        multiplies the learning rate.
+      exclude_one_dimensional_from_weight_decay: no weight decay for variables
+        of rank ≤ 1 (biases, normalization scales and offsets).
+      exclude_one_dimensional_from_layer_adaptation: no layer adaptation for
+        variables of rank ≤ 1.
+      exclude_normalization_from_weight_decay: no weight decay for the
+        variables of the model's normalization layers; needs
+        `set_normalization_variables` before the first step (official_ext's
+        launcher calls it, see `lars_exclusion.use_model`).
+      exclude_normalization_from_layer_adaptation: likewise, no layer
+        adaptation.
+      exclude_variables_from_weight_decay: exact variable names (with or
+        without the `:0` suffix) that get no weight decay.
+      exclude_variables_from_layer_adaptation: exact variable names that get no
+        layer adaptation.
+      telemetry: record each variable's trust ratio, ‖w‖, ‖g‖ and local
+        learning rate at every step (see `telemetry_scalars`).
       **kwargs: `clipnorm`, `clipvalue`, `global_clipnorm`, `decay` (inverse
         time decay of the learning rate), as for every Keras optimizer.
 
@@ -369,10 +598,167 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
       self.exclude_from_layer_adaptation = self.exclude_from_weight_decay
     else:
       self.exclude_from_layer_adaptation = self._layer_adaptation_argument
+    self.trust_ratio_options = TrustRatioOptions(
+        denominator=_check_denominator(trust_ratio_denominator),
+        epsilon=_check_range('epsilon', epsilon, 0.0, math.inf,
+                             low_inclusive=True),
+        trust_clip=_check_bool('trust_clip', trust_clip),
+        max_trust_ratio=_check_max_trust_ratio(max_trust_ratio))
+    if (self.trust_ratio_options.denominator == PAPER_DENOMINATOR and
+        not self.classic_momentum):
+      raise ValueError(
+          "LARS: trust_ratio_denominator='paper' needs classic_momentum=True: "
+          'the paper and its reference implementations define it for the '
+          'gradient, not for a popular-momentum update.')
+    self.exclude_one_dimensional_from_weight_decay = _check_bool(
+        'exclude_one_dimensional_from_weight_decay',
+        exclude_one_dimensional_from_weight_decay)
+    self.exclude_one_dimensional_from_layer_adaptation = _check_bool(
+        'exclude_one_dimensional_from_layer_adaptation',
+        exclude_one_dimensional_from_layer_adaptation)
+    self.exclude_normalization_from_weight_decay = _check_bool(
+        'exclude_normalization_from_weight_decay',
+        exclude_normalization_from_weight_decay)
+    self.exclude_normalization_from_layer_adaptation = _check_bool(
+        'exclude_normalization_from_layer_adaptation',
+        exclude_normalization_from_layer_adaptation)
+    self.exclude_variables_from_weight_decay = _check_strings(
+        'exclude_variables_from_weight_decay',
+        exclude_variables_from_weight_decay, 'variable names')
+    self.exclude_variables_from_layer_adaptation = _check_strings(
+        'exclude_variables_from_layer_adaptation',
+        exclude_variables_from_layer_adaptation, 'variable names')
+    self.telemetry = _check_bool('telemetry', telemetry)
+    # Set by `set_normalization_variables`; None until then.
+    self._normalization_names: Optional[FrozenSet[str]] = None
+    # Variable key -> (variable name, [4] float32 telemetry variable). Not
+    # tracked: telemetry never enters checkpoints or get_weights().
+    self._telemetry_variables: Dict[Any, Tuple[str, tf.Variable]] = {}
+
+  def set_normalization_variables(self, variables: Iterable[tf.Variable]):
+    """Names the variables that `exclude_normalization_from_*` select.
+
+    Call it before the first step, with the trainable variables of the model's
+    normalization layers (`lars_exclusion.use_model` finds them).
+
+    Args:
+      variables: the normalization layers' variables.
+    """
+    self._normalization_names = frozenset(
+        variable_name(var) for var in variables)
+
+  @property
+  def normalization_variable_names(self) -> Optional[FrozenSet[str]]:
+    """What `set_normalization_variables` was given; None if not called."""
+    return self._normalization_names
+
+  def _excluded_by(self, var: tf.Variable, purpose: str,
+                   patterns: Optional[List[Text]], one_dimensional: bool,
+                   normalization: bool,
+                   names: Optional[List[Text]]) -> Optional[str]:
+    """Which setting excludes `var` from `purpose`, or None."""
+    name = variable_name(var)
+    pattern = first_match(patterns, name)
+    if pattern is not None:
+      return f'exclude_from_{purpose} {pattern!r}'
+    if names and without_output_index(name) in {
+        without_output_index(n) for n in names}:
+      return f'exclude_variables_from_{purpose}'
+    rank = var.shape.rank
+    if one_dimensional and rank is not None and rank <= 1:
+      return f'exclude_one_dimensional_from_{purpose}'
+    if normalization:
+      if self._normalization_names is None:
+        raise ValueError(
+            f'LARS: exclude_normalization_from_{purpose}=True, but the '
+            f"optimizer does not know the model's normalization variables: "
+            f'call official_ext.modeling.optimization.lars_exclusion.'
+            f'use_model(optimizer, model) (official_ext\'s launcher does) or '
+            f'LARS.set_normalization_variables(...) before training.')
+      if name in self._normalization_names:
+        return f'exclude_normalization_from_{purpose}'
+    return None
+
+  def weight_decay_exclusion(self, var: tf.Variable) -> Optional[str]:
+    """Why `var` gets no weight decay, or None if it gets weight decay.
+
+    Args:
+      var: a variable, possibly a per-replica component.
+
+    Returns:
+      None, or the setting that excludes it, e.g.
+      `"exclude_from_weight_decay 'bias'"` or `'weight_decay_rate = 0'`.
+
+    Raises:
+      ValueError: if `exclude_normalization_from_weight_decay` is on and
+        `set_normalization_variables` was never called.
+    """
+    if not self.weight_decay_rate:
+      return 'weight_decay_rate = 0'
+    return self._excluded_by(var, 'weight_decay',
+                             self.exclude_from_weight_decay,
+                             self.exclude_one_dimensional_from_weight_decay,
+                             self.exclude_normalization_from_weight_decay,
+                             self.exclude_variables_from_weight_decay)
+
+  def layer_adaptation_exclusion(self, var: tf.Variable) -> Optional[str]:
+    """Why `var` gets no layer adaptation, or None if it gets it.
+
+    Args:
+      var: a variable, possibly a per-replica component.
+
+    Returns:
+      None, or the setting that excludes it.
+
+    Raises:
+      ValueError: if `exclude_normalization_from_layer_adaptation` is on and
+        `set_normalization_variables` was never called.
+    """
+    return self._excluded_by(
+        var, 'layer_adaptation', self.exclude_from_layer_adaptation,
+        self.exclude_one_dimensional_from_layer_adaptation,
+        self.exclude_normalization_from_layer_adaptation,
+        self.exclude_variables_from_layer_adaptation)
 
   def _create_slots(self, var_list):
     for var in var_list:
       self.add_slot(var, 'momentum')
+    if self.telemetry:
+      for var in var_list:
+        self._create_telemetry_variable(var)
+
+  def _create_telemetry_variable(self, var: tf.Variable):
+    """Creates `var`'s telemetry variable, placed like its slots."""
+    key = optimizer_v2._var_key(var)  # pylint: disable=protected-access
+    if key in self._telemetry_variables:
+      return
+    with self._distribution_strategy_scope():
+      strategy = tf.distribute.get_strategy()
+      # As `add_slot` does: each replica's copy sits with the variable's.
+      with strategy.extended.colocate_vars_with(var):
+        stats = tf.Variable(
+            tf.zeros([len(TELEMETRY_FIELDS)], tf.float32), trainable=False,
+            name=f'{var._shared_name}/lars_telemetry')  # pylint: disable=protected-access
+    self._telemetry_variables[key] = (variable_name(var), stats)
+
+  def telemetry_scalars(self) -> Dict[str, float]:
+    """The last step's telemetry, as TensorBoard scalars.
+
+    Returns:
+      `{'lars/<variable>/<field>': value}` for every variable the optimizer
+      has updated and every field of `TELEMETRY_FIELDS` (`<variable>` without
+      its `:0`); empty if telemetry is off or no step ran yet.
+    """
+    scalars = {}
+    for name, stats in self._telemetry_variables.values():
+      tag = without_output_index(name)
+      suffix, count = '', 1
+      while f'lars/{tag}{suffix}/{TELEMETRY_FIELDS[0]}' in scalars:
+        count += 1
+        suffix = f'_{count}'
+      for field, value in zip(TELEMETRY_FIELDS, stats.numpy().tolist()):
+        scalars[f'lars/{tag}{suffix}/{field}'] = value
+    return scalars
 
   def _prepare_local(self, var_device, var_dtype, apply_state):
     super()._prepare_local(var_device, var_dtype, apply_state)
@@ -381,27 +767,22 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
         weight_decay_rate=tf.constant(self.weight_decay_rate, var_dtype),
         eeta=tf.constant(self.eeta, norm_dtype(var_dtype)))
 
-  def _use_weight_decay(self, param_name: str) -> bool:
-    """Whether to use L2 weight decay for `param_name`."""
-    return bool(self.weight_decay_rate) and not _any_match(
-        self.exclude_from_weight_decay, param_name)
-
-  def _do_layer_adaptation(self, param_name: str) -> bool:
-    """Whether to do layer-wise learning rate adaptation for `param_name`."""
-    return not _any_match(self.exclude_from_layer_adaptation, param_name)
-
   def _resource_apply_dense(self, grad, handle, apply_state=None):
     var_device, var_dtype = handle.device, handle.dtype.base_dtype
     coefficients = ((apply_state or {}).get((var_device, var_dtype)) or
                     self._fallback_apply_state(var_device, var_dtype))
-    name = variable_name(handle)
-    update = variable_update_function(var_dtype, self._use_weight_decay(name),
-                                      self._do_layer_adaptation(name),
-                                      self.classic_momentum, self.nesterov)
-    return update(handle.handle,
-                  self.get_slot(handle, 'momentum').handle, grad,
-                  coefficients['lr_t'], coefficients['momentum'],
-                  coefficients['weight_decay_rate'], coefficients['eeta'])
+    update = variable_update_function(
+        var_dtype, self.weight_decay_exclusion(handle) is None,
+        self.layer_adaptation_exclusion(handle) is None,
+        self.classic_momentum, self.nesterov, self.trust_ratio_options,
+        self.telemetry)
+    arguments = [handle.handle, self.get_slot(handle, 'momentum').handle, grad,
+                 coefficients['lr_t'], coefficients['momentum'],
+                 coefficients['weight_decay_rate'], coefficients['eeta']]
+    if self.telemetry:
+      key = optimizer_v2._var_key(handle)  # pylint: disable=protected-access
+      arguments.append(self._telemetry_variables[key][1].handle)
+    return update(*arguments)
 
   def _resource_apply_sparse_duplicate_indices(self, grad, handle, indices,
                                                **kwargs):
@@ -435,6 +816,23 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
         'classic_momentum': self.classic_momentum,
         'exclude_from_weight_decay': self.exclude_from_weight_decay,
         'exclude_from_layer_adaptation': self._layer_adaptation_argument,
+        'trust_ratio_denominator': self.trust_ratio_options.denominator,
+        'epsilon': self.trust_ratio_options.epsilon,
+        'trust_clip': self.trust_ratio_options.trust_clip,
+        'max_trust_ratio': self.trust_ratio_options.max_trust_ratio,
+        'exclude_one_dimensional_from_weight_decay':
+            self.exclude_one_dimensional_from_weight_decay,
+        'exclude_one_dimensional_from_layer_adaptation':
+            self.exclude_one_dimensional_from_layer_adaptation,
+        'exclude_normalization_from_weight_decay':
+            self.exclude_normalization_from_weight_decay,
+        'exclude_normalization_from_layer_adaptation':
+            self.exclude_normalization_from_layer_adaptation,
+        'exclude_variables_from_weight_decay':
+            self.exclude_variables_from_weight_decay,
+        'exclude_variables_from_layer_adaptation':
+            self.exclude_variables_from_layer_adaptation,
+        'telemetry': self.telemetry,
     })
     return config
 

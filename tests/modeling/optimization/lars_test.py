@@ -92,9 +92,10 @@ def test_weight_decayed_gradient_and_popular_momentum_on_plain_tensors():
 def test_layer_adapted_learning_rate_on_plain_tensors():
   rs = np.random.RandomState(2)
   w, u = rs.randn(5, 2), rs.randn(5, 2)
-  got = lars.layer_adapted_learning_rate(
-      tf.constant(0.5, tf.float64), tf.constant(w), tf.constant(u),
-      tf.constant(0.01, tf.float64))
+  ratio = lars.trust_ratio(lars.l2_norm(tf.constant(w)),
+                           lars.l2_norm(tf.constant(u)),
+                           tf.constant(0.01, tf.float64))
+  got = lars.layer_adapted_learning_rate(tf.constant(0.5, tf.float64), ratio)
   np.testing.assert_allclose(
       got, 0.5 * 0.01 * np.linalg.norm(w) / np.linalg.norm(u), rtol=1e-12)
 

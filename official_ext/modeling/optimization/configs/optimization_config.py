@@ -3,7 +3,9 @@
 `OptimizationConfig` keeps Model Garden's schema (optimizer / learning_rate /
 warmup / ema) and every Model Garden optimizer type; only the `lars` entry of
 the optimizer one-of is official_ext's `LARSConfig`. Both classes subclass
-Model Garden's, so they are accepted wherever Model Garden expects its own.
+Model Garden's, so they are accepted wherever Model Garden expects its own;
+only Model Garden's OptimizerFactory cannot build `lars` from them, since it
+passes every field, official_ext's options included, to Model Garden's LARS.
 """
 import dataclasses
 

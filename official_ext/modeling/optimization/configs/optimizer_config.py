@@ -36,6 +36,31 @@ class LARSConfig(mg_optimizer_config.BaseOptimizerConfig):
     exclude_from_layer_adaptation: regexes; variables whose name matches any of
       them get no trust-ratio scaling. None means "same as
       exclude_from_weight_decay".
+    trust_ratio_denominator: 'model_garden' (η‖w‖/‖g + λw‖, Model Garden and
+      optax) or 'paper' (η‖w‖/(‖g‖ + λ‖w‖), You et al. 2017, MLPerf, Apex
+      LARC, timm; classic momentum only).
+    epsilon: ε added to the trust ratio's denominator (>= 0).
+    trust_clip: LARC clipping (Apex `LARC(clip=True)`, timm `trust_clip`): the
+      local learning rate is min(trust ratio, learning rate).
+    max_trust_ratio: upper bound (> 0) on the factor that multiplies the
+      learning rate; None for none.
+    exclude_one_dimensional_from_weight_decay: no weight decay for variables of
+      rank <= 1 (biases, normalization scales and offsets), whatever their
+      names.
+    exclude_one_dimensional_from_layer_adaptation: no trust-ratio scaling for
+      variables of rank <= 1.
+    exclude_normalization_from_weight_decay: no weight decay for the variables
+      of the model's normalization layers (BatchNormalization,
+      SyncBatchNormalization, LayerNormalization, GroupNormalization, Model
+      Garden's RMSNorm and NoNorm, see `lars_exclusion`), found by layer type.
+    exclude_normalization_from_layer_adaptation: no trust-ratio scaling for
+      the normalization layers' variables.
+    exclude_variables_from_weight_decay: exact variable names (with or without
+      ':0') that get no weight decay.
+    exclude_variables_from_layer_adaptation: exact variable names that get no
+      trust-ratio scaling.
+    telemetry: write each variable's trust ratio, weight norm, gradient norm
+      and local learning rate to the train summaries at the summary interval.
   """
   name: str = 'LARS'
   momentum: float = 0.9
@@ -45,3 +70,14 @@ class LARSConfig(mg_optimizer_config.BaseOptimizerConfig):
   classic_momentum: bool = True
   exclude_from_weight_decay: Optional[List[str]] = None
   exclude_from_layer_adaptation: Optional[List[str]] = None
+  trust_ratio_denominator: str = 'model_garden'
+  epsilon: float = 0.0
+  trust_clip: bool = False
+  max_trust_ratio: Optional[float] = None
+  exclude_one_dimensional_from_weight_decay: bool = False
+  exclude_one_dimensional_from_layer_adaptation: bool = False
+  exclude_normalization_from_weight_decay: bool = False
+  exclude_normalization_from_layer_adaptation: bool = False
+  exclude_variables_from_weight_decay: Optional[List[str]] = None
+  exclude_variables_from_layer_adaptation: Optional[List[str]] = None
+  telemetry: bool = False
