@@ -19,8 +19,10 @@ _tools="$ROOT/.bazel_tools"
 _bazel_version="$(cat "$ROOT/.bazelversion")"
 readonly BAZEL="$_tools/node_modules/@bazel/bazel-linux_x64/bazel-$_bazel_version-linux-x86_64"
 readonly BUILDIFIER="$_tools/node_modules/@bazel/buildifier/buildifier-linux_amd64"
+# A server left behind (say, by a killed check) exits after 10 idle minutes.
 readonly BAZEL_STARTUP=(
   "--output_user_root=${OFFICIAL_EXT_BAZEL_ROOT:-${TMPDIR:-/tmp}/official_ext_bazel_$(id -u)}"
+  --max_idle_secs=600
 )
 
 if [[ "$(uname -s)-$(uname -m)" != Linux-x86_64 ]]; then
