@@ -212,7 +212,7 @@ def layer_trust_ratio(param_norm: tf.Tensor, denominator_norm: tf.Tensor,
   if options.trust_clip:
     ratio = larc_clipped_trust_ratio(ratio, learning_rate)
   if options.max_trust_ratio is not None:
-    ratio = tf.minimum(ratio, tf.cast(options.max_trust_ratio, ratio.dtype))
+    ratio = tf.minimum(ratio, tf.constant(options.max_trust_ratio, ratio.dtype))
   return ratio
 
 

@@ -721,3 +721,475 @@ def test_half_and_double_variables_match_numpy(dtype):
   np.testing.assert_allclose(
       tf.cast(var, tf.float64).numpy(), expected, rtol=tolerance,
       atol=tolerance)
+
+
+# ------------------- published variants: golden numbers from the references
+#
+# Each reference below is transcribed from the named implementation's update
+# (float64 numpy, several steps, constant learning rate) and compared with
+# official_ext's LARS configured as the README's variants table says. The
+# learning rates are exact in float32, the dtype of Keras' learning-rate
+# hyperparameter, so float64 variables match to 1e-12.
+
+
+def _reference_norms(w, g):
+  return np.linalg.norm(w), np.linalg.norm(g)
+
+
+def mlperf_reference_step(w, g, v, *, lr, momentum, weight_decay, eeta,
+                          epsilon, nesterov, skip):
+  """mlcommons/training image_classification/tensorflow2/lars_optimizer.py.
+
+  `compute_lr` then `_resource_apply_dense`; its momentum slot holds `-v`.
+  """
+  scaled_lr = lr
+  if not skip:
+    w_norm, g_norm = _reference_norms(w, g)
+    trust = (eeta * w_norm / (g_norm + weight_decay * w_norm + epsilon)
+             if w_norm > 0 and g_norm > 0 else 1.0)
+    scaled_lr = lr * trust
+    g = g + weight_decay * w
+  mom = -v * momentum - g * scaled_lr
+  w = (w + mom * momentum - g * scaled_lr) if nesterov else w + mom
+  return w, -mom
+
+
+def timm_reference_step(w, g, buf, *, lr, momentum, weight_decay, trust_coeff,
+                        eps, trust_clip, nesterov):
+  """timm `Lars.step` (optim/lars.py), dampening 0; equal to Apex `LARC`
+  (clip=trust_clip) around torch SGD for non-zero norms. `buf` is the
+  momentum buffer, `v / lr` in official_ext's terms."""
+  w_norm, g_norm = _reference_norms(w, g)
+  trust = trust_coeff * w_norm / (g_norm + w_norm * weight_decay + eps)
+  trust = trust if w_norm > 0 and g_norm > 0 else 1.0
+  if trust_clip:
+    trust = min(trust / lr, 1.0)
+  grad = (g + weight_decay * w) * trust
+  buf = momentum * buf + grad
+  step = grad + momentum * buf if nesterov else buf
+  return w - lr * step, buf, trust
+
+
+def optax_reference_step(w, g, trace, *, lr, momentum, weight_decay,
+                         trust_coefficient, eps, nesterov):
+  """optax.lars: add_decayed_weights, scale_by_trust_ratio(eps),
+  scale_by_learning_rate, trace(momentum, nesterov)."""
+  u = g + weight_decay * w
+  w_norm, u_norm = _reference_norms(w, u)
+  trust = trust_coefficient * w_norm / (u_norm + eps)
+  u = u * (1.0 if w_norm == 0 or u_norm == 0 else trust)
+  u = -lr * u
+  trace = u + momentum * trace
+  update = u + momentum * trace if nesterov else trace
+  return w + update, trace
+
+
+def _variant_variables(scales):
+  """Variables whose ‖w‖/‖g‖ differ by the given factors, and gradients."""
+  rs = np.random.RandomState(20)
+  values = {f'layer_{i}/kernel:0': rs.randn(5, 3) * scale
+            for i, scale in enumerate(scales)}
+  values['layer_0/bias:0'] = rs.randn(3)
+  grads = [{k: rs.randn(*x.shape) for k, x in values.items()}
+           for _ in range(4)]
+  return values, grads
+
+
+def _run_variant(optimizer, values, grads):
+  variables = {k: tf.Variable(x, dtype=tf.float64, name=k.split(':')[0])
+               for k, x in values.items()}
+  for step_grads in grads:
+    optimizer.apply_gradients(
+        (tf.constant(step_grads[k], tf.float64), variables[k])
+        for k in values)
+  return {k: v.numpy() for k, v in variables.items()}
+
+
+@pytest.mark.parametrize('nesterov', [False, True])
+def test_paper_denominator_matches_mlperf_reference(nesterov):
+  hyper = dict(momentum=0.9, eeta=0.01, nesterov=nesterov)
+  values, grads = _variant_variables([1.0, 30.0])
+  got = _run_variant(
+      lars.LARS(learning_rate=0.75, weight_decay_rate=0.05,
+                trust_ratio_denominator='paper', epsilon=1e-3,
+                exclude_from_weight_decay=['bias'], **hyper), values, grads)
+  for name, w in values.items():
+    v = np.zeros_like(w)
+    for step_grads in grads:
+      w, v = mlperf_reference_step(
+          w, step_grads[name], v, lr=0.75, weight_decay=0.05, epsilon=1e-3,
+          skip='bias' in name, **hyper)
+    np.testing.assert_allclose(got[name], w, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize('nesterov', [False, True])
+@pytest.mark.parametrize('trust_clip', [False, True])
+def test_larc_clip_and_paper_denominator_match_timm_and_apex(trust_clip,
+                                                            nesterov):
+  lr, eeta, weight_decay, eps = 0.0625, 0.02, 1e-3, 1e-8
+  # ‖w‖/‖g‖ ≈ 0.5 and ≈ 20 give trust ratios below and above lr, so LARC
+  # clipping leaves one variable alone and caps the other.
+  values, grads = _variant_variables([0.5, 20.0])
+  del values['layer_0/bias:0']
+  got = _run_variant(
+      lars.LARS(learning_rate=lr, momentum=0.9, eeta=eeta,
+                weight_decay_rate=weight_decay, nesterov=nesterov,
+                trust_ratio_denominator='paper', epsilon=eps,
+                trust_clip=trust_clip), values, grads)
+  clipped = []
+  for name, w in values.items():
+    buf = np.zeros_like(w)
+    for step_grads in grads:
+      w, buf, trust = timm_reference_step(
+          w, step_grads[name], buf, lr=lr, momentum=0.9,
+          weight_decay=weight_decay, trust_coeff=eeta, eps=eps,
+          trust_clip=trust_clip, nesterov=nesterov)
+      clipped.append(trust == 1.0)
+    np.testing.assert_allclose(got[name], w, rtol=1e-12, atol=1e-13)
+  if trust_clip:
+    assert any(clipped) and not all(clipped)
+
+
+@pytest.mark.parametrize('nesterov', [False, True])
+def test_model_garden_denominator_with_epsilon_matches_optax(nesterov):
+  values, grads = _variant_variables([1.0, 0.01])
+  eps = 0.5  # Large enough to matter next to ‖g + λw‖ ≈ 4.
+  got = _run_variant(
+      lars.LARS(learning_rate=0.25, momentum=0.9, eeta=0.05,
+                weight_decay_rate=0.01, nesterov=nesterov, epsilon=eps,
+                exclude_from_layer_adaptation=[]), values, grads)
+  for name, w in values.items():
+    trace = np.zeros_like(w)
+    for step_grads in grads:
+      w, trace = optax_reference_step(
+          w, step_grads[name], trace, lr=0.25, momentum=0.9,
+          weight_decay=0.01, trust_coefficient=0.05, eps=eps,
+          nesterov=nesterov)
+    np.testing.assert_allclose(got[name], w, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize('classic', [True, False])
+def test_max_trust_ratio_bounds_the_factor(classic):
+  bound = 0.05
+  values, grads = _variant_variables([0.05, 20.0])
+  hyper = dict(momentum=0.9, weight_decay_rate=0.0, eeta=0.01,
+               nesterov=False, classic_momentum=classic)
+  got = _run_variant(lars.LARS(learning_rate=0.25, max_trust_ratio=bound,
+                               exclude_from_layer_adaptation=[], **hyper),
+                     values, grads)
+  bounded = []
+  for name, w in values.items():
+    v = np.zeros_like(w)
+    for step_grads in grads:
+      g = step_grads[name]
+      u = g if classic else 0.9 * v + g
+      ratio = 0.01 * np.linalg.norm(w) / np.linalg.norm(u)
+      bounded.append(ratio > bound)
+      local_lr = 0.25 * min(ratio, bound)
+      v = 0.9 * v + (local_lr * g if classic else g)
+      w = w - (v if classic else local_lr * v)
+    np.testing.assert_allclose(got[name], w, rtol=1e-12, atol=1e-13)
+  assert any(bounded) and not all(bounded)
+
+
+def test_all_variant_options_compose_in_order():
+  """Paper denominator + ε, then LARC clipping, then the upper bound."""
+  lr, eeta, wd, eps, bound = 0.125, 0.02, 1e-2, 1e-6, 0.6
+  w0 = np.random.RandomState(21).randn(6, 4)
+  g = np.random.RandomState(22).randn(6, 4) * 0.01
+  var = tf.Variable(w0, name='k')
+  lars.LARS(learning_rate=lr, momentum=0.0, eeta=eeta, weight_decay_rate=wd,
+            trust_ratio_denominator='paper', epsilon=eps, trust_clip=True,
+            max_trust_ratio=bound).apply_gradients([(tf.constant(g), var)])
+  w_norm, g_norm = np.linalg.norm(w0), np.linalg.norm(g)
+  ratio = eeta * w_norm / (g_norm + wd * w_norm + eps)
+  factor = min(min(ratio / lr, 1.0), bound)
+  assert factor == bound  # Every stage mattered: ratio/lr > 1 > bound.
+  np.testing.assert_allclose(var.numpy(), w0 - lr * factor * (g + wd * w0),
+                             rtol=1e-12)
+
+
+def test_larc_clipping_with_zero_learning_rate_leaves_the_factor_at_one():
+  ratio = lars.larc_clipped_trust_ratio(tf.constant(0.3), tf.constant(0.0))
+  assert float(ratio) == 1.0
+  ratio = lars.larc_clipped_trust_ratio(tf.constant(0.3), tf.constant(0.5))
+  assert float(ratio) == pytest.approx(0.6)
+
+
+def test_paper_trust_ratio_guards_and_optional_decay():
+  got = lars.paper_trust_ratio(tf.constant([2.0, 0.0, 2.0]),
+                               tf.constant([4.0, 4.0, 0.0]),
+                               tf.constant(0.1), tf.constant(0.5), 1.0)
+  np.testing.assert_allclose(got.numpy(),
+                             [0.1 * 2.0 / (4.0 + 0.5 * 2.0 + 1.0), 1.0, 1.0])
+  got = lars.paper_trust_ratio(tf.constant(2.0), tf.constant(4.0),
+                               tf.constant(0.1), None)
+  assert float(got) == pytest.approx(0.05)
+
+
+def test_variant_options_with_defaults_are_model_garden_bit_for_bit():
+  explicit = dict(trust_ratio_denominator='model_garden', epsilon=0.0,
+                  trust_clip=False, max_trust_ratio=None, telemetry=False)
+  kwargs = dict(learning_rate=0.4, weight_decay_rate=1e-3, nesterov=True,
+                exclude_from_weight_decay=['batch_normalization'])
+  assert_weights_close(_train(lars.LARS(**kwargs, **explicit)).get_weights(),
+                       _train(lars.LARS(**kwargs)).get_weights(), rtol=0)
+  assert lars.LARS(**explicit).trust_ratio_options == lars.TrustRatioOptions()
+
+
+# ------------------------------------------- name-independent exclusion
+
+
+def _selector_variables():
+  return {
+      'conv/kernel': tf.Variable(tf.fill([2, 2, 1, 3], 2.0), name='conv/kernel'),
+      'bn/gamma': tf.Variable(tf.fill([3], 2.0), name='bn/gamma'),
+      'dense/kernel': tf.Variable(tf.fill([3, 2], 2.0), name='dense/kernel'),
+      'dense/bias': tf.Variable(tf.fill([2], 2.0), name='dense/bias'),
+  }
+
+
+def _decisions(optimizer, variables):
+  return {name: (optimizer.weight_decay_exclusion(var),
+                 optimizer.layer_adaptation_exclusion(var))
+          for name, var in variables.items()}
+
+
+def test_one_dimensional_selectors_use_rank_not_names():
+  variables = _selector_variables()
+  opt = lars.LARS(weight_decay_rate=1e-4,
+                  exclude_one_dimensional_from_weight_decay=True,
+                  exclude_one_dimensional_from_layer_adaptation=True)
+  one_d = ('exclude_one_dimensional_from_weight_decay',
+           'exclude_one_dimensional_from_layer_adaptation')
+  assert _decisions(opt, variables) == {
+      'conv/kernel': (None, None), 'bn/gamma': one_d,
+      'dense/kernel': (None, None), 'dense/bias': one_d}
+
+
+def test_exact_name_selectors_accept_names_with_or_without_index():
+  variables = _selector_variables()
+  opt = lars.LARS(weight_decay_rate=1e-4,
+                  exclude_variables_from_weight_decay=['dense/kernel:0'],
+                  exclude_variables_from_layer_adaptation=['conv/kernel',
+                                                           'conv'])
+  decisions = _decisions(opt, variables)
+  assert decisions['dense/kernel'] == (
+      'exclude_variables_from_weight_decay', None)
+  assert decisions['conv/kernel'] == (
+      None, 'exclude_variables_from_layer_adaptation')
+  # Exact: 'conv' is no prefix match, and nothing else is excluded.
+  assert decisions['bn/gamma'] == decisions['dense/bias'] == (None, None)
+
+
+def test_normalization_selectors_need_the_model_and_then_select_by_identity():
+  variables = _selector_variables()
+  opt = lars.LARS(weight_decay_rate=1e-4,
+                  exclude_normalization_from_layer_adaptation=True)
+  with pytest.raises(ValueError,
+                     match='exclude_normalization_from_layer_adaptation.*'
+                     'use_model'):
+    opt.layer_adaptation_exclusion(variables['bn/gamma'])
+  with pytest.raises(ValueError, match='use_model'):
+    opt.apply_gradients([(tf.ones([3]), variables['bn/gamma'])])
+  opt.set_normalization_variables([variables['bn/gamma']])
+  assert opt.normalization_variable_names == frozenset(['bn/gamma:0'])
+  assert _decisions(opt, variables)['bn/gamma'] == (
+      None, 'exclude_normalization_from_layer_adaptation')
+  assert _decisions(opt, variables)['dense/bias'] == (None, None)
+
+
+def test_reasons_name_the_first_setting_that_excludes():
+  variables = _selector_variables()
+  opt = lars.LARS(weight_decay_rate=0.0, exclude_from_layer_adaptation=['bn'],
+                  exclude_one_dimensional_from_layer_adaptation=True)
+  decisions = _decisions(opt, variables)
+  assert decisions['bn/gamma'] == ('weight_decay_rate = 0',
+                                   "exclude_from_layer_adaptation 'bn'")
+  assert decisions['dense/bias'][1] == (
+      'exclude_one_dimensional_from_layer_adaptation')
+
+
+def test_selectors_change_the_update_like_equivalent_regexes():
+  """Selectors only choose variables: same steps as the regexes they mean."""
+  kwargs = dict(learning_rate=0.4, weight_decay_rate=5e-3, eeta=0.01)
+  by_selector, by_regex = _parity_model(), _parity_model()
+  opt = lars.LARS(
+      exclude_one_dimensional_from_weight_decay=True,
+      exclude_normalization_from_layer_adaptation=True,
+      exclude_variables_from_layer_adaptation=[
+          by_selector.layers[-1].kernel.name],
+      **kwargs)
+  opt.set_normalization_variables(
+      by_selector.layers[1].trainable_variables +
+      by_selector.layers[4].trainable_variables)
+  _train(opt, steps=4, model=by_selector)
+  _train(lars.LARS(
+      exclude_from_weight_decay=['batch_normalization', 'layer_normalization',
+                                 'bias'],
+      exclude_from_layer_adaptation=[
+          'batch_normalization', 'layer_normalization',
+          re.escape(by_regex.layers[-1].kernel.name)],
+      **kwargs), steps=4, model=by_regex)
+  assert_weights_close(by_selector.get_weights(), by_regex.get_weights(),
+                       rtol=0)
+
+
+def test_selectors_under_mirrored_strategy_use_the_container_name():
+  devices = ['/cpu:0', '/cpu:1']
+  x = np.random.RandomState(6).randn(8, 5).astype(np.float32)
+  y = np.random.RandomState(7).randint(0, 3, size=8)
+  common = dict(learning_rate=0.5, weight_decay_rate=0.01, eeta=0.01)
+  selectors = dict(exclude_variables_from_weight_decay=['d1/kernel'],
+                   exclude_one_dimensional_from_layer_adaptation=True,
+                   **common)
+  strategy = tf.distribute.MirroredStrategy(devices)
+  with strategy.scope():
+    model = _dense_model()
+    optimizer = lars.LARS(**selectors)
+  for _ in range(3):
+    _mirrored_step(strategy, optimizer, model, x, y)
+  reference_model = _dense_model()
+  reference = lars.LARS(exclude_from_weight_decay=['d1/kernel'],
+                        exclude_from_layer_adaptation=['bias'], **common)
+  for _ in range(3):
+    _mirrored_step(tf.distribute.get_strategy(), reference, reference_model,
+                   x, y)
+  for var, expected in zip(model.trainable_variables,
+                           reference_model.get_weights()):
+    assert_weights_close([var.values[1].numpy()], [expected])
+
+
+# ------------------------------------------------------------ telemetry
+
+
+def test_telemetry_records_ratio_norms_and_local_rate():
+  w0 = np.random.RandomState(30).randn(4, 3)
+  g = np.random.RandomState(31).randn(4, 3)
+  kernel = tf.Variable(w0, name='dense/kernel')
+  bias = tf.Variable([1.0, -2.0, 2.0], dtype=tf.float64, name='dense/bias')
+  opt = lars.LARS(learning_rate=0.3, weight_decay_rate=0.1, eeta=0.01,
+                  exclude_from_weight_decay=['bias'], telemetry=True)
+  assert opt.telemetry_scalars() == {}
+  opt.apply_gradients([(tf.constant(g), kernel),
+                       (tf.constant([0.0, 4.0, 3.0], tf.float64), bias)])
+  ratio = 0.01 * np.linalg.norm(w0) / np.linalg.norm(g + 0.1 * w0)
+  expected = {
+      'lars/dense/kernel/trust_ratio': ratio,
+      'lars/dense/kernel/weight_norm': np.linalg.norm(w0),
+      'lars/dense/kernel/gradient_norm': np.linalg.norm(g),
+      'lars/dense/kernel/learning_rate': 0.3 * ratio,
+      'lars/dense/bias/trust_ratio': 1.0,
+      'lars/dense/bias/weight_norm': 3.0,
+      'lars/dense/bias/gradient_norm': 5.0,
+      'lars/dense/bias/learning_rate': 0.3,
+  }
+  got = opt.telemetry_scalars()
+  assert sorted(got) == sorted(expected)
+  for tag, value in expected.items():
+    assert got[tag] == pytest.approx(value, rel=1e-6), tag
+
+
+def test_telemetry_changes_neither_the_update_nor_checkpoints(tmp_path):
+  kwargs = dict(learning_rate=0.4, weight_decay_rate=1e-3,
+                exclude_from_weight_decay=['batch_normalization'])
+  model_on, opt_on = _parity_model(), lars.LARS(telemetry=True, **kwargs)
+  _train(opt_on, steps=3, model=model_on)
+  model_off = _train(lars.LARS(**kwargs), steps=3)
+  assert_weights_close(model_on.get_weights(), model_off.get_weights(),
+                       rtol=0)
+  assert len(opt_on.telemetry_scalars()) == 4 * len(
+      model_on.trainable_variables)
+  # Telemetry variables are not optimizer weights: checkpoints and
+  # get_weights() are those of a run without telemetry.
+  assert len(opt_on.get_weights()) == 1 + len(model_on.trainable_variables)
+  path = tf.train.Checkpoint(model=model_on, optimizer=opt_on).save(
+      str(tmp_path / 'ckpt'))
+  model_b, opt_b = _parity_model(), lars.LARS(**kwargs)
+  tf.train.Checkpoint(model=model_b, optimizer=opt_b).restore(
+      path).assert_existing_objects_matched()
+  _train(opt_on, steps=2, model=model_on)
+  _train(opt_b, steps=2, model=model_b)
+  assert_weights_close(model_b.get_weights(), model_on.get_weights(), rtol=0)
+
+
+def test_telemetry_off_builds_the_same_graph():
+  off = _apply_graph_op_count(lars.LARS(0.1, telemetry=False), 20)
+  default = _apply_graph_op_count(lars.LARS(0.1), 20)
+  on = _apply_graph_op_count(lars.LARS(0.1, telemetry=True), 20)
+  assert off == default < on
+
+
+def test_telemetry_under_mirrored_strategy_and_jit():
+  x = np.random.RandomState(6).randn(8, 5).astype(np.float32)
+  y = np.random.RandomState(7).randint(0, 3, size=8)
+  strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+  with strategy.scope():
+    model = _dense_model()
+    optimizer = lars.LARS(learning_rate=0.5, weight_decay_rate=1e-3,
+                          telemetry=True)
+  _mirrored_step(strategy, optimizer, model, x, y)
+  reference_model = _dense_model()
+  reference = lars.LARS(learning_rate=0.5, weight_decay_rate=1e-3,
+                        telemetry=True)
+
+  @tf.function(jit_compile=True)
+  def step():
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_mean(tf_keras.losses.sparse_categorical_crossentropy(
+          y, reference_model(x), from_logits=True))
+    grads = tape.gradient(loss, reference_model.trainable_variables)
+    reference.apply_gradients(zip(grads, reference_model.trainable_variables))
+
+  step()
+  mirrored, single = optimizer.telemetry_scalars(), reference.telemetry_scalars()
+  assert sorted(mirrored) == sorted(single)
+  assert 'lars/d1/kernel/trust_ratio' in mirrored
+  for tag, value in single.items():
+    assert mirrored[tag] == pytest.approx(value, rel=1e-5), tag
+
+
+# ------------------------------------------ new options: config, validation
+
+
+ALL_NEW_OPTIONS = dict(
+    trust_ratio_denominator='paper', epsilon=1e-7, trust_clip=True,
+    max_trust_ratio=2.5, exclude_one_dimensional_from_weight_decay=True,
+    exclude_one_dimensional_from_layer_adaptation=True,
+    exclude_normalization_from_weight_decay=True,
+    exclude_normalization_from_layer_adaptation=True,
+    exclude_variables_from_weight_decay=['a/kernel'],
+    exclude_variables_from_layer_adaptation=['b/kernel:0'], telemetry=True)
+
+
+def test_get_config_round_trips_every_new_option():
+  config = lars.LARS(learning_rate=0.2, **ALL_NEW_OPTIONS).get_config()
+  for name, value in ALL_NEW_OPTIONS.items():
+    assert config[name] == value, name
+  assert lars.LARS.from_config(config).get_config() == config
+
+
+@pytest.mark.parametrize('kwargs,error,field,value', [
+    ({'trust_ratio_denominator': 'papers'}, ValueError,
+     'trust_ratio_denominator', 'papers'),
+    ({'epsilon': -1e-8}, ValueError, 'epsilon', '-1e-08'),
+    ({'epsilon': 'tiny'}, TypeError, 'epsilon', 'tiny'),
+    ({'max_trust_ratio': 0.0}, ValueError, 'max_trust_ratio', '0.0'),
+    ({'max_trust_ratio': float('inf')}, ValueError, 'max_trust_ratio', 'inf'),
+    ({'trust_clip': 'yes'}, TypeError, 'trust_clip', 'yes'),
+    ({'telemetry': 1}, TypeError, 'telemetry', '1'),
+    ({'exclude_one_dimensional_from_weight_decay': 'True'}, TypeError,
+     'exclude_one_dimensional_from_weight_decay', 'True'),
+    ({'exclude_normalization_from_layer_adaptation': None}, TypeError,
+     'exclude_normalization_from_layer_adaptation', 'None'),
+    ({'exclude_variables_from_weight_decay': 'dense/kernel'}, TypeError,
+     'exclude_variables_from_weight_decay', "'dense/kernel'"),
+    ({'exclude_variables_from_layer_adaptation': ['a', 1]}, TypeError,
+     'exclude_variables_from_layer_adaptation', '1'),
+    ({'trust_ratio_denominator': 'paper', 'classic_momentum': False},
+     ValueError, 'trust_ratio_denominator', 'classic_momentum=True'),
+])
+def test_bad_new_options_fail_at_construction(kwargs, error, field, value):
+  with pytest.raises(error) as excinfo:
+    lars.LARS(**kwargs)
+  assert field in str(excinfo.value) and value in str(excinfo.value)
