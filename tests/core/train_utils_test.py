@@ -126,11 +126,26 @@ def test_gin_file_sets_every_binding(bind_gin):
     ('exclude_from_weight_decay', ['bias']),
     ('exclude_from_layer_adaptation', ['batch_normalization']),
     ('clipnorm', 1.0), ('clipvalue', 2.0), ('global_clipnorm', 3.0),
-    ('name', 'TunedLARS'),
+    ('name', 'TunedLARS'), ('trust_ratio_denominator', 'paper'),
+    ('epsilon', 1e-9), ('trust_clip', True), ('max_trust_ratio', 10.0),
+    ('exclude_one_dimensional_from_weight_decay', True),
+    ('exclude_one_dimensional_from_layer_adaptation', True),
+    ('exclude_normalization_from_weight_decay', True),
+    ('exclude_normalization_from_layer_adaptation', True),
+    ('exclude_variables_from_weight_decay', ['dense/kernel']),
+    ('exclude_variables_from_layer_adaptation', ['dense/bias:0']),
+    ('telemetry', True),
 ])
 def test_every_lars_field_is_bindable(bind_gin, field, value):
   bind_gin(f'LARS.{field} = {value!r}')
   assert getattr(_lars(_parse('lars_digits')), field) == value
+
+
+def test_bindable_field_list_covers_every_lars_field():
+  fields = {args[0] for args in next(
+      mark.args[1] for mark in test_every_lars_field_is_bindable.pytestmark
+      if mark.name == 'parametrize')}
+  assert fields == set(optimizer_config.LARSConfig().as_dict())
 
 
 @pytest.mark.parametrize('binding,message', [
@@ -147,6 +162,10 @@ def test_unknown_lars_field_fails(bind_gin, binding, message):
     ('LARS.momentum = 1.5', 'momentum.*1.5'),
     ('LARS.eeta = -1.0', 'eeta.*-1.0'),
     ("LARS.exclude_from_weight_decay = 'bias'", 'exclude_from_weight_decay'),
+    ("LARS.trust_ratio_denominator = 'papers'",
+     "trust_ratio_denominator.*'papers'"),
+    ('LARS.max_trust_ratio = 0.0', 'max_trust_ratio.*0.0'),
+    ('LARS.telemetry = 1', 'telemetry.*1'),
 ])
 def test_bad_lars_value_fails_naming_field(bind_gin, binding, message):
   bind_gin(binding)
@@ -196,6 +215,16 @@ def test_unset_learning_rate_fails_before_training(bind_gin):
     ('resnet_imagenet', 'trainer.optimizer_config.optimizer.type=lars,'
      f'{LARS_OVERRIDE}.exclude_from_weight_decay=[bias],'
      'trainer.optimizer_config.ema.average_decay=0.9'),
+    ('lars_digits', ','.join(f'{LARS_OVERRIDE}.{setting}' for setting in (
+        'trust_ratio_denominator=paper', 'epsilon=0.0001', 'trust_clip=true',
+        'max_trust_ratio=2.5',
+        'exclude_one_dimensional_from_weight_decay=true',
+        'exclude_one_dimensional_from_layer_adaptation=true',
+        'exclude_normalization_from_weight_decay=true',
+        'exclude_normalization_from_layer_adaptation=true',
+        'exclude_variables_from_weight_decay=[dense/kernel]',
+        'exclude_variables_from_layer_adaptation=[dense/bias:0]',
+        'telemetry=true'))),
 ])
 def test_params_yaml_loads_back_unchanged(bind_gin, tmp_path, experiment,
                                           override):
