@@ -1,0 +1,36 @@
+r"""Prints which variables LARS decays and adapts, without training.
+
+Builds the experiment's model and optimizer exactly as `official_ext.train`
+would (same flags: `--experiment`, `--config_file`, `--params_override`,
+`--gin_file`, `--gin_params`) and prints the exclusion report: every trainable
+variable with its shape, whether it gets weight decay and layer adaptation and
+which setting decided, then a warning for every exclusion setting that matches
+no variable. Nothing is written; `--mode` and `--model_dir` are ignored.
+
+  python -m official_ext.lars_report --experiment=lars_digits \
+      --gin_params='LARS.exclude_normalization_from_weight_decay = True'
+"""
+from absl import app
+from absl import flags
+import gin
+
+from official.common import flags as tfm_flags
+# Registers Model Garden's vision experiments and official_ext's.
+from official.vision import registry_imports  # pylint: disable=unused-import
+from official_ext import experiments  # pylint: disable=unused-import
+from official_ext.core import lars_report_lib
+from official_ext.core import train_utils
+
+FLAGS = flags.FLAGS
+
+
+def main(_):
+  gin.parse_config_files_and_bindings(FLAGS.gin_file, FLAGS.gin_params)
+  params = train_utils.parse_configuration(FLAGS, print_return=False)
+  print(lars_report_lib.build_report(params).text())
+
+
+if __name__ == '__main__':
+  tfm_flags.define_flags()
+  flags.mark_flags_as_required(['experiment'])
+  app.run(main)

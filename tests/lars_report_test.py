@@ -1,0 +1,36 @@
+"""End-to-end test of `python -m official_ext.lars_report`."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+pytestmark = pytest.mark.e2e
+
+
+def test_command_prints_the_report_and_writes_nothing(tmp_path):
+  model_dir = tmp_path / 'never_written'
+  process = subprocess.run(
+      [sys.executable, '-m', 'official_ext.lars_report',
+       '--experiment=lars_digits', f'--model_dir={model_dir}',
+       '--gin_params=LARS.exclude_one_dimensional_from_weight_decay = True',
+       '--gin_params=LARS.exclude_from_weight_decay = ["bias", "bn/"]'],
+      cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'),
+      capture_output=True, text=True, timeout=300, check=False)
+  assert process.returncode == 0, process.stderr[-3000:]
+  lines = process.stdout.splitlines()
+  assert lines[0].split() == ['variable', 'shape', 'weight', 'decay', 'layer',
+                              'adaptation']
+  rows = {line.split()[0]: line for line in lines[2:10]}
+  assert 'yes' in rows['conv2d/kernel:0'].split()[-2:]
+  assert 'no (exclude_one_dimensional_from_weight_decay)' in rows[
+      'batch_normalization/gamma:0']
+  assert "no (exclude_from_weight_decay 'bias')" in rows['dense/bias:0']
+  assert lines[10] == ('8 trainable variables: 3 get weight decay, '
+                       '3 get layer adaptation.')
+  assert lines[11:] == [
+      "WARNING: LARS exclude_from_weight_decay pattern 'bn/' matches no "
+      'trainable variable.']
+  assert not model_dir.exists()
