@@ -465,11 +465,14 @@ def variable_name(var: tf.Variable) -> str:
   the single-device name `dense/kernel:0`.
 
   Args:
-    var: a variable, possibly a per-replica component.
+    var: a variable, possibly a per-replica component or a distributed
+      variable (whose `handle` is unavailable in cross-replica context).
 
   Returns:
     The variable's single-device name.
   """
+  if isinstance(var, tf.distribute.DistributedValues):
+    return var.name
   # pylint: disable=protected-access
   for owner in (var, getattr(var, 'handle', None)):
     container = getattr(owner, '_distributed_container', None)

@@ -623,6 +623,8 @@ def test_variable_name_is_the_same_on_every_replica():
   with strategy.scope():
     var = tf.Variable(1.0, name='d1/kernel')
   assert [lars.variable_name(v) for v in var.values] == ['d1/kernel:0'] * 2
+  # The distributed variable itself, in cross-replica context.
+  assert lars.variable_name(var) == 'd1/kernel:0'
   assert re.search('replica_1', var.values[1].name)
 
 
