@@ -64,9 +64,10 @@ def test_log_exclusion_report_logs_the_table_and_each_warning(caplog):
   model = tf_keras.Sequential([
       tf_keras.Input((4,)), tf_keras.layers.Dense(2, name='head')])
   optimizer = lars.LARS(exclude_from_weight_decay=['bias', 'gamma'])
-  with caplog.at_level(logging.INFO):
+  with caplog.at_level(logging.INFO, logger='absl'):
     lars_report_lib.log_exclusion_report(model, optimizer)
-  records = [(r.levelno, r.getMessage()) for r in caplog.records]
+  records = [(r.levelno, r.getMessage()) for r in caplog.records
+             if r.filename == 'lars_report_lib.py']
   assert records[0][0] == logging.INFO
   assert records[0][1].startswith('LARS exclusion report:\nvariable')
   assert 'head/kernel:0' in records[0][1] and 'head/bias:0' in records[0][1]
