@@ -5,41 +5,50 @@ Takes Model Garden's standard flags (`official.common.flags`) and, like
 vision experiments and official_ext's own) and writes `params.yaml` and the
 operative gin config to `--model_dir`. `LARS.<field>` gin bindings
 (`--gin_file`, `--gin_params`) override the experiment's LARS config after
-`--config_file` and `--params_override`.
+`--config_file` and `--params_override`. Bad input stops the launcher with a
+one-line error before it writes anything; a run that produces inf or NaN stops
+before its next checkpoint.
 
   python -m official_ext.train --experiment=lars_digits \
       --mode=train_and_eval --model_dir=/tmp/lars_digits \
       --gin_params='LARS.eeta = 0.002'
 """
+import sys
+
 from absl import app
 from absl import flags
-import gin
 
 from official.common import flags as tfm_flags
-from official.core import train_utils as mg_train_utils
 # Registers Model Garden's vision experiments and official_ext's.
 from official.vision import registry_imports  # pylint: disable=unused-import
 from official_ext import experiments  # pylint: disable=unused-import
+from official_ext.core import finite_check
+from official_ext.core import atomic_files
 from official_ext.core import train_lib
-from official_ext.core import train_utils
+from official_ext.core import validation
 
 FLAGS = flags.FLAGS
 
 
 def main(_):
   # Everything is parsed and checked before anything is written to model_dir.
-  gin.parse_config_files_and_bindings(FLAGS.gin_file, FLAGS.gin_params)
-  params = train_utils.parse_configuration(FLAGS)
+  try:
+    params = validation.checked_configuration(FLAGS)
+  except validation.LaunchError as e:
+    sys.exit(f'official_ext.train: error: {e}')
   model_dir = FLAGS.model_dir
   if 'train' in FLAGS.mode:
     # As in Model Garden: pure eval jobs do not write params.yaml, so they
     # cannot race a training job writing the same file.
-    mg_train_utils.serialize_config(params, model_dir)
-  mg_train_utils.save_gin_config(FLAGS.mode, model_dir)
-  train_lib.run_experiment(params, FLAGS.mode, model_dir)
+    atomic_files.save_params(params, model_dir)
+  atomic_files.save_gin_config(FLAGS.mode, model_dir)
+  try:
+    train_lib.run_experiment(params, FLAGS.mode, model_dir)
+  except finite_check.NonFiniteTrainingError as e:
+    sys.exit(f'official_ext.train: error: {e}')
   # Again: configurables first called during training join the operative
   # config.
-  mg_train_utils.save_gin_config(FLAGS.mode, model_dir)
+  atomic_files.save_gin_config(FLAGS.mode, model_dir)
 
 
 if __name__ == '__main__':

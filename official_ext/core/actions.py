@@ -8,6 +8,8 @@ import numpy as np
 import orbit
 import tensorflow as tf
 
+from official_ext.core import atomic_files
+
 EVAL_METRICS_FILENAME = 'eval_metrics.json'
 
 
@@ -44,5 +46,4 @@ class EvalMetricsExporter:
     record = {'step': None if step is None else int(orbit.utils.get_value(step))}
     record.update(_scalars(eval_output))
     logging.info('Eval metrics: %s', json.dumps(record))
-    with tf.io.gfile.GFile(self._path, 'w') as f:
-      f.write(json.dumps(record, indent=2) + '\n')
+    atomic_files.write_text(self._path, json.dumps(record, indent=2) + '\n')

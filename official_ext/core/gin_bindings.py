@@ -39,9 +39,10 @@ def lars_bindings() -> Dict[str, Any]:
   bindings = _bound_lars_hyperparameters()
   unknown = sorted(set(bindings) - lars_fields())
   if unknown:
+    named = ', '.join(f'{LARS_GIN_NAME}.{name} = {bindings[name]!r}'
+                      for name in unknown)
     raise ValueError(
-        f'Unknown LARS hyperparameter(s) bound with gin: '
-        f'{", ".join(f"{LARS_GIN_NAME}.{name}" for name in unknown)}. '
+        f'Unknown LARS hyperparameter(s) bound with gin: {named}. '
         f'Bindable fields: {sorted(lars_fields())}; the learning rate comes '
         f'from trainer.optimizer_config.learning_rate and .warmup.')
   return bindings

@@ -1,16 +1,81 @@
-"""Runs an experiment through Model Garden's train_lib with official_ext's LARS."""
-from typing import Any, Mapping, Tuple
+"""Runs an experiment through Model Garden's train_lib with official_ext's LARS.
 
+Model Garden's OrbitExperimentRunner, with two additions: official_ext's
+Trainer (a resumable training input resumes where it stopped) and, after
+Model Garden's own train actions, the check that no inf or NaN reaches a
+checkpoint.
+"""
+import functools
+from typing import Any, Mapping, Optional, Tuple
+
+from absl import logging
+import tensorflow as tf
 import tf_keras
 
 from official.common import distribute_utils
+from official.core import base_task
+from official.core import base_trainer
 from official.core import config_definitions
 from official.core import task_factory
 from official.core import train_lib as mg_train_lib
+from official.core import train_utils as mg_train_utils
 from official.modeling import performance
 
 from official_ext.core import actions
+from official_ext.core import finite_check
 from official_ext.core import task_optimizer
+from official_ext.core import trainer as trainer_lib
+
+
+class ExperimentRunner(mg_train_lib.OrbitExperimentRunner):
+  """Model Garden's runner with official_ext's Trainer and finite check."""
+
+  def _build_trainer(self, task: base_task.Task, train: bool,
+                     evaluate: bool) -> base_trainer.Trainer:
+    with self.strategy.scope():
+      return mg_train_utils.create_trainer(
+          self.params,
+          task,
+          train=train,
+          evaluate=evaluate,
+          checkpoint_exporter=self._build_best_checkpoint_exporter(),
+          trainer_cls=trainer_lib.Trainer)
+
+  def _maybe_build_checkpoint_manager(
+      self) -> Optional[tf.train.CheckpointManager]:
+    manager = super()._maybe_build_checkpoint_manager()
+    if manager is None or self.strategy.extended.should_checkpoint:
+      return manager
+    # Model Garden points a worker that does not write checkpoints (not the
+    # chief) at a new temporary directory, so after a restart it would start
+    # over while the chief resumes, and the workers would fall out of step.
+    # It still writes there, but starts from the chief's latest checkpoint.
+    return tf.train.CheckpointManager(
+        self.trainer.checkpoint,
+        directory=manager.directory,
+        max_to_keep=1,
+        step_counter=self.trainer.global_step,
+        checkpoint_interval=self.params.trainer.checkpoint_interval,
+        init_fn=self._restore_chief_checkpoint_or_initialize)
+
+  def _restore_chief_checkpoint_or_initialize(self):
+    latest = tf.train.latest_checkpoint(self.model_dir)
+    if latest is None:
+      self.trainer.initialize()
+    else:
+      logging.info('Restoring the chief\'s checkpoint %s.', latest)
+      self.trainer.checkpoint.restore(latest)
+
+  def _build_controller(self, trainer, evaluator, **kwargs):
+    controller = super()._build_controller(trainer, evaluator, **kwargs)
+    if trainer:
+      # Last, so that Model Garden's blow-up recovery
+      # (trainer.recovery_max_trials > 0) restores a good checkpoint first.
+      controller.train_actions += (finite_check.FiniteVariablesCheck(
+          functools.partial(finite_check.trainer_variables, trainer.model,
+                            trainer.optimizer),
+          trainer.global_step, self.checkpoint_manager),)
+    return controller
 
 
 def run_experiment(params: config_definitions.ExperimentConfig, mode: str,
@@ -40,11 +105,11 @@ def run_experiment(params: config_definitions.ExperimentConfig, mode: str,
                                              params.trainer.optimizer_config)
   eval_actions = list(kwargs.pop('eval_actions', None) or [])
   eval_actions.append(actions.EvalMetricsExporter(model_dir))
-  return mg_train_lib.run_experiment(
+  return ExperimentRunner(
       distribution_strategy=strategy,
       task=task,
       mode=mode,
       params=params,
       model_dir=model_dir,
       eval_actions=eval_actions,
-      **kwargs)
+      **kwargs).run()

@@ -6,9 +6,10 @@ bindings. Every check runs here, before the launcher writes anything.
 """
 import inspect
 import pprint
-from typing import Any, Dict, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 from absl import logging
+import tensorflow as tf
 
 from official.core import config_definitions
 from official.core import task_factory
@@ -16,6 +17,7 @@ from official.core import train_utils as mg_train_utils
 from official.modeling.hyperparams import params_dict
 from official.modeling.optimization.configs import optimization_config as mg_optimization_config
 
+from official_ext.core import field_types
 from official_ext.core import gin_bindings
 from official_ext.core import task_optimizer
 from official_ext.modeling.optimization import optimizer_factory
@@ -63,6 +65,30 @@ def _nested_get(tree: Dict[str, Any], path: Tuple[str, ...]) -> Any:
   return tree
 
 
+def config_sources(flags_obj) -> List[Tuple[str, str]]:
+  """(flag, value) of each `--config_file`, then of `--params_override`."""
+  sources = [(f'--config_file={path}', path)
+             for path in flags_obj.config_file or []]
+  if flags_obj.params_override:
+    sources.append(('--params_override', flags_obj.params_override))
+  return sources
+
+
+def source_fields(source: str) -> Dict[str, Any]:
+  """The fields a `--config_file` or `--params_override` value sets.
+
+  Args:
+    source: a YAML file, or a YAML/JSON/`a.b=c,...` string.
+
+  Returns:
+    A nested dict, field -> value.
+  """
+  # Parsing into an empty ParamsDict, exactly as Model Garden parses the
+  # flag, yields just the keys that this source sets.
+  return params_dict.override_params_dict(
+      params_dict.ParamsDict(), source, is_strict=False).as_dict()
+
+
 class ExperimentParser(mg_train_utils.ExperimentParser):
   """Model Garden's ExperimentParser, plus official_ext's LARS and gin.
 
@@ -70,9 +96,15 @@ class ExperimentParser(mg_train_utils.ExperimentParser):
   """
 
   def parse(self) -> config_definitions.ExperimentConfig:
-    """Builds the experiment config: MG's flags, then gin, then checks."""
+    """Builds the experiment config: MG's flags, then gin, then checks.
+
+    Raises:
+      ValueError: a field holds a value of the wrong type, or the optimizer
+        config is invalid.
+    """
     params = super().parse()
     params = self.parse_gin_bindings(params)
+    field_types.check_field_types(params)
     self.check_optimizer(params)
     return params
 
@@ -86,16 +118,9 @@ class ExperimentParser(mg_train_utils.ExperimentParser):
     Returns:
       field -> (flag, value) of the last flag that set it.
     """
-    sources = [(f'--config_file={path}', path)
-               for path in self._flags_obj.config_file or []]
-    if self._flags_obj.params_override:
-      sources.append(('--params_override', self._flags_obj.params_override))
     settings = {}
-    for flag, source in sources:
-      # Parsing each source into an empty ParamsDict, exactly as Model Garden
-      # does, yields just the keys that this flag sets.
-      overrides = params_dict.override_params_dict(
-          params_dict.ParamsDict(), source, is_strict=False).as_dict()
+    for flag, source in config_sources(self._flags_obj):
+      overrides = source_fields(source)
       for field, value in (_nested_get(overrides, _LARS_PATH) or {}).items():
         settings[field] = (flag, value)
     return settings
@@ -145,8 +170,11 @@ class ExperimentParser(mg_train_utils.ExperimentParser):
     if task_cls is not None and not task_optimizer.routable(task_cls):
       raise task_optimizer.unroutable_error(task_cls)
     try:
-      factory = optimizer_factory.OptimizerFactory(optimizer_config)
-      factory.build_optimizer(factory.build_learning_rate())
+      # In a throwaway graph: eager tensors would start TensorFlow's runtime,
+      # after which MultiWorkerMirroredStrategy can no longer configure it.
+      with tf.Graph().as_default():
+        factory = optimizer_factory.OptimizerFactory(optimizer_config)
+        factory.build_optimizer(factory.build_learning_rate())
     except (TypeError, ValueError) as e:
       raise ValueError(f'Invalid trainer.optimizer_config: {e}') from e
 

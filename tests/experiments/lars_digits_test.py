@@ -82,3 +82,41 @@ def test_experiment_uses_lars_with_warmup_and_decay():
   assert lrs[warmup] == max(lrs)
   assert np.all(np.diff(lrs[warmup:]) <= 0)
   np.testing.assert_allclose(lrs[-1], 1e-4, rtol=1e-4)
+
+
+def test_every_topology_trains_on_the_same_global_batches():
+  task_config = lars_digits.DigitsTaskConfig()
+  task_config.train_data.global_batch_size = 16
+  task = lars_digits.DigitsTask(task_config)
+  steps = 3
+  one_device = list(task.build_inputs(task_config.train_data).take(steps))
+  for pipelines, replicas in [(1, 2), (2, 2), (2, 4)]:
+    per_step = replicas // pipelines
+    streams = [
+        list(task.build_inputs(
+            task_config.train_data,
+            tf.distribute.InputContext(pipelines, p, replicas)).take(
+                steps * per_step)) for p in range(pipelines)]
+    for step, (images, labels) in enumerate(one_device):
+      # Slice s of a global batch is pipeline s % pipelines's next batch.
+      slices = [streams[s % pipelines][step * per_step + s // pipelines]
+                for s in range(replicas)]
+      assert all(x.shape[0] == 16 // replicas for x, _ in slices)
+      np.testing.assert_array_equal(
+          np.concatenate([x.numpy() for x, _ in slices]), images.numpy())
+      np.testing.assert_array_equal(
+          np.concatenate([y.numpy() for _, y in slices]), labels.numpy())
+
+
+def test_initial_weights_are_seeded_and_batch_norm_synchronized():
+  config = lars_digits.DigitsConvNet(filters=[4, 8])
+  first = lars_digits.build_convnet(config).get_weights()
+  second = lars_digits.build_convnet(config).get_weights()
+  for a, b in zip(first, second):
+    np.testing.assert_array_equal(a, b)
+  reseeded = lars_digits.build_convnet(
+      lars_digits.DigitsConvNet(filters=[4, 8], seed=1)).get_weights()
+  assert not np.array_equal(first[0], reseeded[0])
+  norms = [layer for layer in lars_digits.build_convnet(config).layers
+           if isinstance(layer, tf_keras.layers.BatchNormalization)]
+  assert len(norms) == 2 and all(layer.synchronized for layer in norms)

@@ -1,0 +1,324 @@
+"""Checks every launcher input before anything is written to model_dir.
+
+`checked_configuration` is what `python -m official_ext.train` runs before it
+writes a file: it checks the flags, parses gin and the experiment config
+(`train_utils.parse_configuration`), and checks the result. Every bad input
+raises `LaunchError`, whose message is one line naming the flag or config
+field and the bad value; the launcher prints it and exits non-zero.
+"""
+import contextlib
+import math
+import os
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
+
+import gin
+import tensorflow as tf
+import yaml
+
+from official.core import config_definitions
+from official.core import exp_factory
+from official.modeling.hyperparams import base_config
+from official.modeling.hyperparams import oneof
+from official.modeling.hyperparams import params_dict
+
+from official_ext.core import train_utils
+
+# The modes Model Garden's OrbitExperimentRunner runs (its --mode flag also
+# accepts names it then refuses after writing params.yaml).
+MODES = ('train', 'eval', 'train_and_eval', 'train_and_post_eval',
+         'continuous_eval')
+# runtime.distribution_strategy values that official.common.distribute_utils
+# knows, lower case.
+DISTRIBUTION_STRATEGIES = ('off', 'one_device', 'mirrored',
+                           'multi_worker_mirrored', 'parameter_server', 'tpu')
+MIXED_PRECISION_DTYPES = (None, '', 'float32', 'float16', 'bfloat16')
+# Parsing errors of Model Garden, YAML, gin and TensorFlow's file system.
+_INPUT_ERRORS = (KeyError, ValueError, TypeError, LookupError, OSError,
+                 yaml.YAMLError, tf.errors.OpError)
+
+
+class LaunchError(ValueError):
+  """A bad launcher input; the message is one line naming field and value."""
+
+
+def one_line(error: BaseException) -> str:
+  """An error's message on one line (KeyError's without its quotes)."""
+  message = (error.args[0] if isinstance(error, KeyError) and error.args
+             else str(error))
+  return ' '.join(str(message).split())
+
+
+@contextlib.contextmanager
+def reported_as_launch_errors(source: str = '') -> Iterator[None]:
+  """Turns input errors inside the block into one-line LaunchErrors.
+
+  Args:
+    source: prefixed to the message, e.g. 'gin'.
+
+  Yields:
+    Nothing.
+  """
+  try:
+    yield
+  except LaunchError:
+    raise
+  except _INPUT_ERRORS as e:
+    prefix = f'{source}: ' if source else ''
+    raise LaunchError(prefix + one_line(e)) from e
+
+
+# ---------------------------------------------------------------- flags
+
+
+def check_model_dir(model_dir: Optional[str]):
+  """Fails unless `model_dir` is, or can be created as, a writable directory.
+
+  Remote file systems (`gs://...`) are left to TensorFlow.
+
+  Args:
+    model_dir: the --model_dir flag.
+
+  Raises:
+    LaunchError: it is unset, an existing file, or cannot be created or
+      written.
+  """
+  if not model_dir:
+    raise LaunchError('--model_dir must be set.')
+  if '://' in model_dir:
+    return
+  path = os.path.abspath(model_dir)
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise LaunchError(f'--model_dir={model_dir!r} is an existing file, not a '
+                      'directory.')
+  existing = path
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise LaunchError(f'--model_dir={model_dir!r} cannot be created: '
+                      f'{existing!r} is a file.')
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise LaunchError(f'--model_dir={model_dir!r} is not writable: no write '
+                      f'permission on {existing!r}.')
+
+
+def check_flags(flags_obj):
+  """Checks --experiment, --mode and --model_dir.
+
+  Args:
+    flags_obj: the absl FLAGS or an object with the same attributes.
+
+  Raises:
+    LaunchError: on the first bad flag.
+  """
+  try:
+    exp_factory.get_exp_config(flags_obj.experiment)
+  except LookupError as e:
+    raise LaunchError(f'--experiment={flags_obj.experiment!r} is not a '
+                      'registered experiment.') from e
+  if flags_obj.mode not in MODES:
+    raise LaunchError(f'--mode={flags_obj.mode!r} is not supported; use one '
+                      f'of {", ".join(MODES)}.')
+  check_model_dir(flags_obj.model_dir)
+
+
+# ------------------------------------------------------- config sources
+
+
+def parse_source(flag: str, source: str) -> Dict[str, Any]:
+  """Parses a --config_file or --params_override value as Model Garden does.
+
+  Args:
+    flag: the flag, for messages.
+    source: a YAML file, or a YAML/JSON/`a.b=c,...` string.
+
+  Returns:
+    The nested dict of the fields it sets.
+
+  Raises:
+    LaunchError: the file is missing or the text is not valid YAML.
+  """
+  try:
+    return train_utils.source_fields(source)
+  except tf.errors.NotFoundError as e:
+    raise LaunchError(
+        f'{flag}: {source!r} is neither `field=value` overrides, YAML, nor an '
+        'existing file.') from e
+  except yaml.YAMLError as e:
+    raise LaunchError(f'{flag}: invalid YAML: {one_line(e)}') from e
+
+
+def _fields(config: base_config.Config) -> Sequence[str]:
+  return [k for k in vars(config) if k not in params_dict.ParamsDict.RESERVED_ATTR]
+
+
+def check_source_fields(flag: str, overrides: Dict[str, Any],
+                        config: base_config.Config, path: str = ''):
+  """Fails if `overrides` names a field `config` lacks, or a bad oneof type.
+
+  Args:
+    flag: the flag the overrides come from, for messages.
+    overrides: nested dict of field -> value.
+    config: the config the overrides apply to.
+    path: dotted path of `config` in the experiment config.
+
+  Raises:
+    LaunchError: naming the unknown field (or oneof type) and its value.
+  """
+  for key, value in overrides.items():
+    field = f'{path}{key}'
+    if key not in _fields(config):
+      raise LaunchError(f'{flag}: unknown field {field} (set to {value!r}).')
+    if (isinstance(config, oneof.OneOfConfig) and key == 'type' and
+        value is not None and value not in _fields(config)):
+      choices = sorted(set(_fields(config)) - {'type'})
+      raise LaunchError(f'{flag}: {field}={value!r} is not one of '
+                        f'{", ".join(choices)}.')
+    child = getattr(config, key)
+    if isinstance(value, dict) and isinstance(child, base_config.Config):
+      check_source_fields(flag, value, child, f'{field}.')
+
+
+# ----------------------------------------------------- experiment values
+
+
+def _check(condition: bool, field: str, value: Any, requirement: str):
+  if not condition:
+    raise LaunchError(f'{field} must be {requirement}, got {value!r}.')
+
+
+def _data_configs(params: config_definitions.ExperimentConfig,
+                  mode: str) -> Dict[str, Any]:
+  """The task's data configs that `mode` reads, by dotted field name."""
+  used = {}
+  if 'train' in mode:
+    used['task.train_data'] = getattr(params.task, 'train_data', None)
+  if 'eval' in mode:
+    used['task.validation_data'] = getattr(params.task, 'validation_data',
+                                           None)
+  return {name: data for name, data in used.items()
+          if isinstance(data, config_definitions.DataConfig)}
+
+
+def _input_patterns(input_path: Any) -> Sequence[str]:
+  """The file patterns of a DataConfig.input_path (comma-separated/list)."""
+  if isinstance(input_path, str):
+    paths = [input_path]
+  elif isinstance(input_path, (list, tuple)):
+    paths = [p for p in input_path if isinstance(p, str)]
+  else:  # E.g. a dict of weighted sources: left to the task.
+    paths = []
+  return [p for path in paths for p in path.split(',') if p]
+
+
+def check_inputs(params: config_definitions.ExperimentConfig, mode: str):
+  """Fails if a data config that `mode` reads has no global batch or files.
+
+  Args:
+    params: the experiment config.
+    mode: the --mode.
+
+  Raises:
+    LaunchError: naming the field and value.
+  """
+  for name, data in _data_configs(params, mode).items():
+    batch = data.global_batch_size
+    _check(batch is not None and batch > 0, f'{name}.global_batch_size',
+           batch, 'a positive int')
+    if data.tfds_name:
+      continue
+    for pattern in _input_patterns(data.input_path):
+      if not tf.io.gfile.glob(pattern):
+        raise LaunchError(f'{name}.input_path: no file matches {pattern!r}.')
+
+
+def _learning_rate_fields(params: config_definitions.ExperimentConfig
+                         ) -> Iterator[Tuple[str, Any]]:
+  """(dotted name, value) of the `*learning_rate*` fields of the LR configs."""
+  optimization = params.trainer.optimizer_config
+  for part in ('learning_rate', 'warmup'):
+    chosen = getattr(optimization, part, None)
+    config = chosen.get() if isinstance(chosen, oneof.OneOfConfig) else None
+    if config is None:
+      continue
+    for field, value in config.as_dict().items():
+      if 'learning_rate' in field and isinstance(value, (int, float)):
+        yield (f'trainer.optimizer_config.{part}.{chosen.type}.{field}',
+               value)
+
+
+def check_experiment(params: config_definitions.ExperimentConfig, mode: str):
+  """Checks the values Model Garden would only trip over after writing.
+
+  Args:
+    params: the parsed experiment config.
+    mode: the --mode.
+
+  Raises:
+    LaunchError: naming the first bad field and its value.
+  """
+  runtime = params.runtime
+  strategy = runtime.distribution_strategy
+  _check(isinstance(strategy, str) and
+         strategy.lower() in DISTRIBUTION_STRATEGIES,
+         'runtime.distribution_strategy', strategy,
+         f'one of {", ".join(DISTRIBUTION_STRATEGIES)}')
+  _check(runtime.mixed_precision_dtype in MIXED_PRECISION_DTYPES,
+         'runtime.mixed_precision_dtype', runtime.mixed_precision_dtype,
+         'float32, float16 or bfloat16')
+  loss_scale = runtime.loss_scale
+  _check(loss_scale in (None, 'dynamic') or
+         (isinstance(loss_scale, (int, float)) and loss_scale > 0),
+         'runtime.loss_scale', loss_scale, "'dynamic' or a positive number")
+  _check(runtime.num_gpus >= 0, 'runtime.num_gpus', runtime.num_gpus, '>= 0')
+  trainer = params.trainer
+  if 'train' in mode:
+    for field in ('train_steps', 'steps_per_loop', 'checkpoint_interval'):
+      value = getattr(trainer, field)
+      _check(value is not None and value > 0, f'trainer.{field}', value,
+             'a positive int')
+    for field, value in _learning_rate_fields(params):
+      _check(math.isfinite(value) and value >= 0, field, value,
+             'finite and >= 0')
+  if mode == 'train_and_eval':
+    _check(trainer.validation_interval > 0, 'trainer.validation_interval',
+           trainer.validation_interval, 'a positive int')
+  if 'eval' in mode:
+    _check(trainer.validation_steps == -1 or trainer.validation_steps > 0,
+           'trainer.validation_steps', trainer.validation_steps,
+           '-1 (the whole validation set) or a positive int')
+  check_inputs(params, mode)
+
+
+# ------------------------------------------------------------ everything
+
+
+def checked_configuration(flags_obj) -> config_definitions.ExperimentConfig:
+  """Checks the flags, parses gin and the experiment config, checks it.
+
+  Nothing is written anywhere. Gin's global config holds the parsed bindings
+  afterwards, as the launcher needs.
+
+  Args:
+    flags_obj: the absl FLAGS, or an object with their attributes
+      (`experiment`, `mode`, `model_dir`, `config_file`, `params_override`,
+      `gin_file`, `gin_params`, `tpu`; `in` must work on it).
+
+  Returns:
+    The locked experiment config.
+
+  Raises:
+    LaunchError: on the first bad input, with a one-line message naming the
+      flag or field and the value.
+  """
+  check_flags(flags_obj)
+  with reported_as_launch_errors('gin'):
+    gin.parse_config_files_and_bindings(flags_obj.gin_file,
+                                        flags_obj.gin_params)
+  base = train_utils.ExperimentParser(flags_obj).base_experiment()
+  for flag, source in train_utils.config_sources(flags_obj):
+    check_source_fields(flag, parse_source(flag, source), base)
+  # Messages of these checks name the field and value themselves.
+  with reported_as_launch_errors():
+    params = train_utils.parse_configuration(flags_obj)
+  check_experiment(params, flags_obj.mode)
+  return params

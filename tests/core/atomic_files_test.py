@@ -1,0 +1,45 @@
+"""Tests for the launcher's atomic writes to model_dir."""
+import os
+
+import gin
+import pytest
+import yaml
+
+from official.core import exp_factory
+from official_ext.core import atomic_files
+from official_ext.experiments import lars_digits  # pylint: disable=unused-import
+
+
+def test_write_text_replaces_the_file_and_leaves_no_temporary(tmp_path):
+  path = str(tmp_path / 'file.txt')
+  atomic_files.write_text(path, 'first\n')
+  atomic_files.write_text(path, 'second\n')
+  assert (tmp_path / 'file.txt').read_text() == 'second\n'
+  assert os.listdir(tmp_path) == ['file.txt']
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path):
+  path = str(tmp_path / 'params.yaml')
+  atomic_files.write_text(path, 'earlier run\n')
+
+  def fail_halfway(temporary):
+    with open(temporary, 'w') as f:
+      f.write('trunc')
+    raise OSError('disk full')
+
+  with pytest.raises(OSError):
+    atomic_files.write_atomically(path, fail_halfway)
+  assert (tmp_path / 'params.yaml').read_text() == 'earlier run\n'
+  assert os.listdir(tmp_path) == ['params.yaml']
+
+
+def test_save_params_and_gin_config(tmp_path):
+  params = exp_factory.get_exp_config('lars_digits')
+  model_dir = str(tmp_path / 'new' / 'model_dir')
+  atomic_files.save_params(params, model_dir)
+  with open(os.path.join(model_dir, atomic_files.PARAMS_FILENAME)) as f:
+    assert yaml.safe_load(f) == params.as_dict()
+  gin.clear_config()
+  atomic_files.save_gin_config('train', model_dir)
+  assert sorted(os.listdir(model_dir)) == ['operative_config.train.gin',
+                                           'params.yaml']
