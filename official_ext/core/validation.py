@@ -33,8 +33,8 @@ DISTRIBUTION_STRATEGIES = ('off', 'one_device', 'mirrored',
                            'multi_worker_mirrored', 'parameter_server', 'tpu')
 MIXED_PRECISION_DTYPES = (None, '', 'float32', 'float16', 'bfloat16')
 # Parsing errors of Model Garden, YAML, gin and TensorFlow's file system.
-_INPUT_ERRORS = (KeyError, ValueError, TypeError, LookupError, OSError,
-                 yaml.YAMLError, tf.errors.OpError)
+_INPUT_ERRORS = (LookupError, ValueError, TypeError, OSError, yaml.YAMLError,
+                 tf.errors.OpError)
 
 
 class LaunchError(ValueError):
@@ -148,7 +148,8 @@ def parse_source(flag: str, source: str) -> Dict[str, Any]:
 
 
 def _fields(config: base_config.Config) -> Sequence[str]:
-  return [k for k in vars(config) if k not in params_dict.ParamsDict.RESERVED_ATTR]
+  reserved = params_dict.ParamsDict.RESERVED_ATTR
+  return [k for k in vars(config) if k not in reserved]
 
 
 def check_source_fields(flag: str, overrides: Dict[str, Any],
@@ -186,6 +187,10 @@ def _check(condition: bool, field: str, value: Any, requirement: str):
     raise LaunchError(f'{field} must be {requirement}, got {value!r}.')
 
 
+def _check_positive(field: str, value: Any):
+  _check(value is not None and value > 0, field, value, 'a positive int')
+
+
 def _data_configs(params: config_definitions.ExperimentConfig,
                   mode: str) -> Dict[str, Any]:
   """The task's data configs that `mode` reads, by dotted field name."""
@@ -221,9 +226,7 @@ def check_inputs(params: config_definitions.ExperimentConfig, mode: str):
     LaunchError: naming the field and value.
   """
   for name, data in _data_configs(params, mode).items():
-    batch = data.global_batch_size
-    _check(batch is not None and batch > 0, f'{name}.global_batch_size',
-           batch, 'a positive int')
+    _check_positive(f'{name}.global_batch_size', data.global_batch_size)
     if data.tfds_name:
       continue
     for pattern in _input_patterns(data.input_path):
@@ -269,22 +272,21 @@ def check_experiment(params: config_definitions.ExperimentConfig, mode: str):
   _check(loss_scale in (None, 'dynamic') or
          (isinstance(loss_scale, (int, float)) and loss_scale > 0),
          'runtime.loss_scale', loss_scale, "'dynamic' or a positive number")
-  _check(runtime.num_gpus >= 0, 'runtime.num_gpus', runtime.num_gpus, '>= 0')
+  _check(runtime.num_gpus is not None and runtime.num_gpus >= 0,
+         'runtime.num_gpus', runtime.num_gpus, '>= 0')
   trainer = params.trainer
   if 'train' in mode:
     for field in ('train_steps', 'steps_per_loop', 'checkpoint_interval'):
-      value = getattr(trainer, field)
-      _check(value is not None and value > 0, f'trainer.{field}', value,
-             'a positive int')
+      _check_positive(f'trainer.{field}', getattr(trainer, field))
     for field, value in _learning_rate_fields(params):
       _check(math.isfinite(value) and value >= 0, field, value,
              'finite and >= 0')
   if mode == 'train_and_eval':
-    _check(trainer.validation_interval > 0, 'trainer.validation_interval',
-           trainer.validation_interval, 'a positive int')
+    _check_positive('trainer.validation_interval', trainer.validation_interval)
   if 'eval' in mode:
-    _check(trainer.validation_steps == -1 or trainer.validation_steps > 0,
-           'trainer.validation_steps', trainer.validation_steps,
+    steps = trainer.validation_steps
+    _check(steps == -1 or steps is not None and steps > 0,
+           'trainer.validation_steps', steps,
            '-1 (the whole validation set) or a positive int')
   check_inputs(params, mode)
 
