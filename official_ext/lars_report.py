@@ -5,11 +5,14 @@ would (same flags: `--experiment`, `--config_file`, `--params_override`,
 `--gin_file`, `--gin_params`) and prints the exclusion report: every trainable
 variable with its shape, whether it gets weight decay and layer adaptation and
 which setting decided, then a warning for every exclusion setting that matches
-no variable. Nothing is written; `--mode` and `--model_dir` are ignored.
+no variable. Nothing is written; `--mode` and `--model_dir` are ignored. Bad
+input stops it with a one-line error, as it stops the launcher.
 
   python -m official_ext.lars_report --experiment=lars_digits \
       --gin_params='LARS.exclude_normalization_from_weight_decay = True'
 """
+import sys
+
 from absl import app
 from absl import flags
 import gin
@@ -20,14 +23,21 @@ from official.vision import registry_imports  # pylint: disable=unused-import
 from official_ext import experiments  # pylint: disable=unused-import
 from official_ext.core import lars_report_lib
 from official_ext.core import train_utils
+from official_ext.core import validation
 
 FLAGS = flags.FLAGS
 
 
 def main(_):
-  gin.parse_config_files_and_bindings(FLAGS.gin_file, FLAGS.gin_params)
-  params = train_utils.parse_configuration(FLAGS, print_return=False)
-  print(lars_report_lib.build_report(params).text())
+  try:
+    with validation.reported_as_launch_errors('gin'):
+      gin.parse_config_files_and_bindings(FLAGS.gin_file, FLAGS.gin_params)
+    with validation.reported_as_launch_errors():
+      params = train_utils.parse_configuration(FLAGS, print_return=False)
+      report = lars_report_lib.build_report(params)
+  except validation.LaunchError as e:
+    sys.exit(f'official_ext.lars_report: error: {e}')
+  print(report.text())
 
 
 if __name__ == '__main__':

@@ -10,15 +10,19 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.e2e
 
 
-def test_command_prints_the_report_and_writes_nothing(tmp_path):
-  model_dir = tmp_path / 'never_written'
-  process = subprocess.run(
-      [sys.executable, '-m', 'official_ext.lars_report',
-       '--experiment=lars_digits', f'--model_dir={model_dir}',
-       '--gin_params=LARS.exclude_one_dimensional_from_weight_decay = True',
-       '--gin_params=LARS.exclude_from_weight_decay = ["bias", "bn/"]'],
+def _report(*flags):
+  return subprocess.run(
+      [sys.executable, '-m', 'official_ext.lars_report', *flags],
       cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'),
       capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_command_prints_the_report_and_writes_nothing(tmp_path):
+  model_dir = tmp_path / 'never_written'
+  process = _report(
+      '--experiment=lars_digits', f'--model_dir={model_dir}',
+      '--gin_params=LARS.exclude_one_dimensional_from_weight_decay = True',
+      '--gin_params=LARS.exclude_from_weight_decay = ["bias", "bn/"]')
   assert process.returncode == 0, process.stderr[-3000:]
   lines = process.stdout.splitlines()
   assert lines[0].split() == ['variable', 'shape', 'weight', 'decay', 'layer',
@@ -34,3 +38,12 @@ def test_command_prints_the_report_and_writes_nothing(tmp_path):
       "WARNING: LARS exclude_from_weight_decay pattern 'bn/' matches no "
       'trainable variable.']
   assert not model_dir.exists()
+
+
+def test_bad_input_is_a_one_line_error():
+  process = _report('--experiment=lars_digits',
+                    '--gin_params=LARS.trust_ratio_denominator = "papers"')
+  assert process.returncode == 1
+  last = process.stderr.strip().splitlines()[-1]
+  assert last.startswith('official_ext.lars_report: error: ')
+  assert "trust_ratio_denominator" in last and "'papers'" in last

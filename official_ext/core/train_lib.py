@@ -1,7 +1,9 @@
 """Runs an experiment through Model Garden's train_lib with official_ext's LARS.
 
 Model Garden's OrbitExperimentRunner, with two additions: official_ext's
-Trainer (a resumable training input resumes where it stopped) and, after
+Trainer (a resumable training input resumes where it stopped; LARS gets the
+model for its normalization selectors, the exclusion report is logged, and
+LARS telemetry joins the train summaries, see `lars_trainer`) and, after
 Model Garden's own train actions, the check that no inf or NaN reaches a
 checkpoint.
 """
@@ -23,8 +25,8 @@ from official.modeling import performance
 
 from official_ext.core import actions
 from official_ext.core import finite_check
+from official_ext.core import lars_trainer
 from official_ext.core import task_optimizer
-from official_ext.core import trainer as trainer_lib
 
 
 class ExperimentRunner(mg_train_lib.OrbitExperimentRunner):
@@ -39,7 +41,7 @@ class ExperimentRunner(mg_train_lib.OrbitExperimentRunner):
           train=train,
           evaluate=evaluate,
           checkpoint_exporter=self._build_best_checkpoint_exporter(),
-          trainer_cls=trainer_lib.Trainer)
+          trainer_cls=lars_trainer.Trainer)
 
   def _maybe_build_checkpoint_manager(
       self) -> Optional[tf.train.CheckpointManager]:
