@@ -7,14 +7,18 @@ the exclusion report: every trainable variable with its shape and whether it
 gets weight decay and layer adaptation, then a warning for every exclusion
 setting that matched nothing.
 
-With `LARSConfig.telemetry` on, each training loop that ends on a multiple of
-`trainer.summary_interval` adds LARS's per-variable scalars
-(`lars/<variable>/{trust_ratio,weight_norm,gradient_norm,learning_rate}`, the
-last step's values) to the logs that orbit's Controller writes as train
-summaries (`model_dir/train`). They are read from the optimizer after the loop,
-so the training step's graph is the same as without telemetry, apart from the
-optimizer's own telemetry writes.
+With `LARSConfig.telemetry` on, each training loop ends by writing LARS's
+per-variable scalars (`lars/<variable>/{trust_ratio,weight_norm,
+gradient_norm,learning_rate}`, the last step's values) with `tf.summary`.
+Orbit's Controller runs the loop inside its train summary writer
+(`model_dir/train`) and records summaries only at multiples of
+`trainer.summary_interval`, so they land next to Model Garden's train scalars
+at that interval, without being printed with the loop's logs. They are read
+from the optimizer after the loop: the training step's graph holds no
+summary op.
 """
+import tensorflow as tf
+
 from official_ext.core import lars_report_lib
 from official_ext.core import trainer as trainer_lib
 from official_ext.modeling.optimization import lars_exclusion
@@ -30,16 +34,11 @@ class Trainer(trainer_lib.Trainer):
     if self._lars is not None and train:
       lars_report_lib.log_exclusion_report(self.model, self.optimizer)
 
-  def _summary_due(self) -> bool:
-    """Whether this loop's end is a train-summary step."""
-    interval = self.config.trainer.summary_interval
-    if not interval:  # orbit then records summaries at every step
-      return True
-    return int(self.global_step.numpy()) % interval == 0
-
   def train_loop_end(self):
-    """Model Garden's train logs, plus LARS telemetry when due."""
+    """Model Garden's train logs; writes LARS telemetry when it is recorded."""
     logs = super().train_loop_end()
-    if self._lars is not None and self._lars.telemetry and self._summary_due():
-      logs.update(self._lars.telemetry_scalars())
+    if (self._lars is not None and self._lars.telemetry and
+        tf.summary.should_record_summaries()):
+      for tag, value in self._lars.telemetry_scalars().items():
+        tf.summary.scalar(tag, value)
     return logs

@@ -140,3 +140,10 @@ def test_telemetry_off_writes_no_lars_scalars(tmp_path):
   scalars = _train_scalars(model_dir)
   assert 'training_loss' in scalars
   assert not [tag for tag in scalars if tag.startswith('lars/')]
+
+
+def test_telemetry_stays_out_of_the_printed_train_logs(telemetry_run):
+  _, records = telemetry_run
+  loop_logs = [r.getMessage() for r in records
+               if 'train | step:' in r.getMessage()]
+  assert loop_logs and not any('lars/' in message for message in loop_logs)
