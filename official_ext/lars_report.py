@@ -21,21 +21,21 @@ from official.common import flags as tfm_flags
 # Registers Model Garden's vision experiments and official_ext's.
 from official.vision import registry_imports  # pylint: disable=unused-import
 from official_ext import experiments  # pylint: disable=unused-import
-from official_ext.core import lars_report_lib
-from official_ext.core import train_utils
-from official_ext.core import validation
+from official_ext.launcher import exclusion_report
+from official_ext.launcher import config_parsing
+from official_ext.launcher import launch_checks
 
 FLAGS = flags.FLAGS
 
 
 def main(_):
   try:
-    with validation.reported_as_launch_errors('gin'):
+    with launch_checks.reported_as_launch_errors('gin'):
       gin.parse_config_files_and_bindings(FLAGS.gin_file, FLAGS.gin_params)
-    with validation.reported_as_launch_errors():
-      params = train_utils.parse_configuration(FLAGS, print_return=False)
-      report = lars_report_lib.build_report(params)
-  except validation.LaunchError as e:
+    with launch_checks.reported_as_launch_errors():
+      params = config_parsing.parse_configuration(FLAGS, print_return=False)
+      report = exclusion_report.build_report(params)
+  except launch_checks.LaunchError as e:
     sys.exit(f'official_ext.lars_report: error: {e}')
   print(report.text())
 

@@ -22,10 +22,10 @@ from official.common import flags as tfm_flags
 # Registers Model Garden's vision experiments and official_ext's.
 from official.vision import registry_imports  # pylint: disable=unused-import
 from official_ext import experiments  # pylint: disable=unused-import
-from official_ext.core import finite_check
-from official_ext.core import atomic_files
-from official_ext.core import train_lib
-from official_ext.core import validation
+from official_ext.launcher import finite_check
+from official_ext.launcher import atomic_files
+from official_ext.launcher import experiment_runner
+from official_ext.launcher import launch_checks
 
 FLAGS = flags.FLAGS
 
@@ -33,8 +33,8 @@ FLAGS = flags.FLAGS
 def main(_):
   # Everything is parsed and checked before anything is written to model_dir.
   try:
-    params = validation.checked_configuration(FLAGS)
-  except validation.LaunchError as e:
+    params = launch_checks.checked_configuration(FLAGS)
+  except launch_checks.LaunchError as e:
     sys.exit(f'official_ext.train: error: {e}')
   model_dir = FLAGS.model_dir
   if 'train' in FLAGS.mode:
@@ -43,7 +43,7 @@ def main(_):
     atomic_files.save_params(params, model_dir)
   atomic_files.save_gin_config(FLAGS.mode, model_dir)
   try:
-    train_lib.run_experiment(params, FLAGS.mode, model_dir)
+    experiment_runner.run_experiment(params, FLAGS.mode, model_dir)
   except finite_check.NonFiniteTrainingError as e:
     sys.exit(f'official_ext.train: error: {e}')
   # Again: configurables first called during training join the operative

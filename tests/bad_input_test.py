@@ -4,7 +4,7 @@ Each row is one test id, `test_bad_input_is_refused[<row>]`, matching a row of
 the README's table. A row names where the input goes in (the LARS
 constructor, or the launcher's flags: `--config_file`, `--params_override`,
 gin, other flags), the input, and the field and value the error must name.
-Launcher rows run `validation.checked_configuration`, the function
+Launcher rows run `launch_checks.checked_configuration`, the function
 `official_ext.train` runs before writing anything; the rows marked `launcher`
 run `python -m official_ext.train` itself (concurrently, once per module) and
 also check the exit code and stderr.
@@ -21,7 +21,7 @@ import pytest
 from official.core import train_utils as mg_train_utils
 from official.vision import registry_imports  # pylint: disable=unused-import
 from official_ext import experiments  # pylint: disable=unused-import
-from official_ext.core import validation
+from official_ext.launcher import launch_checks
 from official_ext.modeling.optimization import lars
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,7 +31,7 @@ ERROR_PREFIX = 'official_ext.train: error: '
 
 @dataclasses.dataclass
 class Flags(mg_train_utils.ParseConfigOptions):
-  """The launcher's flags, as `validation.checked_configuration` reads them."""
+  """The launcher's flags, as `launch_checks.checked_configuration` reads them."""
   mode: str = 'train'
   model_dir: str = ''
   gin_file: Optional[List[str]] = None
@@ -272,8 +272,8 @@ def test_bad_input_is_refused(bad, tmp_path, clean_gin, request):
 
   tmp = str(tmp_path)
   before = _setup(tmp)
-  with pytest.raises(validation.LaunchError) as excinfo:
-    validation.checked_configuration(Flags(**{
+  with pytest.raises(launch_checks.LaunchError) as excinfo:
+    launch_checks.checked_configuration(Flags(**{
         'config_file': [], **_flags(bad, tmp)}))
   _assert_names(str(excinfo.value), bad, tmp)
   assert _snapshot(tmp) == before
@@ -281,7 +281,7 @@ def test_bad_input_is_refused(bad, tmp_path, clean_gin, request):
 
 def test_a_valid_launch_passes_the_same_checks(tmp_path, clean_gin):
   del clean_gin
-  params = validation.checked_configuration(Flags(
+  params = launch_checks.checked_configuration(Flags(
       experiment='lars_digits', config_file=[
           os.path.join(REPO, 'experiments', 'lars_digits.yaml')],
       model_dir=str(tmp_path / 'new' / 'model_dir'),

@@ -11,7 +11,7 @@ import tf_keras
 
 from official.core import config_definitions
 from official.modeling.optimization import lars as mg_lars
-from official_ext.core import task_optimizer
+from official_ext.launcher import task_optimizer
 from official_ext.modeling.optimization import lars
 from official_ext.modeling.optimization.configs import optimization_config
 

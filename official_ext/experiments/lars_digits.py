@@ -113,7 +113,7 @@ class DigitsTask(base_task.Task):
   """Classifies the digits; Model Garden's default train and eval steps."""
 
   # The training input is a seeded, in-memory sequence of batches: a resumed
-  # run skips the batches already trained on (official_ext.core.trainer).
+  # run skips the batches already trained on (official_ext.launcher.resumable_trainer).
   resumable_train_input = True
 
   def build_model(self) -> tf_keras.Model:

@@ -8,9 +8,9 @@ import tensorflow as tf
 import tf_keras
 
 from official.core import exp_factory
-from official_ext.core import finite_check
-from official_ext.core import task_optimizer
-from official_ext.core import train_lib
+from official_ext.launcher import finite_check
+from official_ext.launcher import task_optimizer
+from official_ext.launcher import experiment_runner
 from official_ext.experiments import lars_digits
 
 POISONED_STEP = 4
@@ -59,7 +59,7 @@ def _run(task, params, model_dir):
   """Trains `task` as the launcher does (official_ext's runner)."""
   task_optimizer.use_official_ext_optimizers(task,
                                              params.trainer.optimizer_config)
-  return train_lib.ExperimentRunner(
+  return experiment_runner.ExperimentRunner(
       distribution_strategy=tf.distribute.get_strategy(), task=task,
       mode='train', params=params, model_dir=model_dir).run()
 

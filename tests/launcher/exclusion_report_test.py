@@ -8,8 +8,8 @@ import tf_keras
 from official.core import train_utils as mg_train_utils
 from official.vision import registry_imports  # pylint: disable=unused-import
 from official_ext import experiments  # pylint: disable=unused-import
-from official_ext.core import lars_report_lib
-from official_ext.core import train_utils
+from official_ext.launcher import exclusion_report
+from official_ext.launcher import config_parsing
 from official_ext.modeling.optimization import lars
 
 LARS = 'trainer.optimizer_config.optimizer.lars'
@@ -23,7 +23,7 @@ def no_gin():
 
 
 def _params(experiment, params_override):
-  return train_utils.parse_configuration(
+  return config_parsing.parse_configuration(
       mg_train_utils.ParseConfigOptions(experiment=experiment, config_file=[],
                                         params_override=params_override),
       print_return=False)
@@ -32,7 +32,7 @@ def _params(experiment, params_override):
 def test_model_garden_resnet_report_finds_batch_norm_by_type():
   """A pattern spelt as in another framework matches nothing and says so;
   the normalization selector finds every batch norm variable by layer type."""
-  report = lars_report_lib.build_report(_params('resnet_imagenet', ','.join([
+  report = exclusion_report.build_report(_params('resnet_imagenet', ','.join([
       'task.model.backbone.resnet.model_id=10',
       'task.model.backbone.resnet.depth_multiplier=0.25',
       'task.model.num_classes=5',
@@ -57,7 +57,7 @@ def test_model_garden_resnet_report_finds_batch_norm_by_type():
 
 def test_other_optimizer_is_refused():
   with pytest.raises(ValueError, match="optimizer.type=lars, got 'sgd'"):
-    lars_report_lib.build_report(_params('resnet_imagenet', ''))
+    exclusion_report.build_report(_params('resnet_imagenet', ''))
 
 
 def test_log_exclusion_report_logs_the_table_and_each_warning(caplog):
@@ -65,9 +65,9 @@ def test_log_exclusion_report_logs_the_table_and_each_warning(caplog):
       tf_keras.Input((4,)), tf_keras.layers.Dense(2, name='head')])
   optimizer = lars.LARS(exclude_from_weight_decay=['bias', 'gamma'])
   with caplog.at_level(logging.INFO, logger='absl'):
-    lars_report_lib.log_exclusion_report(model, optimizer)
+    exclusion_report.log_exclusion_report(model, optimizer)
   records = [(r.levelno, r.getMessage()) for r in caplog.records
-             if r.filename == 'lars_report_lib.py']
+             if r.filename == 'exclusion_report.py']
   assert records[0][0] == logging.INFO
   assert records[0][1].startswith('LARS exclusion report:\nvariable')
   assert 'head/kernel:0' in records[0][1] and 'head/bias:0' in records[0][1]

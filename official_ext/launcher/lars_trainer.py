@@ -19,12 +19,12 @@ summary op.
 """
 import tensorflow as tf
 
-from official_ext.core import lars_report_lib
-from official_ext.core import trainer as trainer_lib
+from official_ext.launcher import exclusion_report
+from official_ext.launcher import resumable_trainer
 from official_ext.modeling.optimization import lars_exclusion
 
 
-class Trainer(trainer_lib.Trainer):
+class Trainer(resumable_trainer.Trainer):
   """official_ext's Trainer, plus LARS's model-based exclusions and telemetry."""
 
   def __init__(self, config, task, model, optimizer, train=True, *args,
@@ -32,7 +32,7 @@ class Trainer(trainer_lib.Trainer):
     super().__init__(config, task, model, optimizer, train, *args, **kwargs)
     self._lars = lars_exclusion.use_model(self.optimizer, self.model)
     if self._lars is not None and train:
-      lars_report_lib.log_exclusion_report(self.model, self.optimizer)
+      exclusion_report.log_exclusion_report(self.model, self.optimizer)
 
   def train_loop_end(self):
     """Model Garden's train logs; writes LARS telemetry when it is recorded."""

@@ -23,10 +23,10 @@ from official.core import train_lib as mg_train_lib
 from official.core import train_utils as mg_train_utils
 from official.modeling import performance
 
-from official_ext.core import actions
-from official_ext.core import finite_check
-from official_ext.core import lars_trainer
-from official_ext.core import task_optimizer
+from official_ext.launcher import eval_metrics_export
+from official_ext.launcher import finite_check
+from official_ext.launcher import lars_trainer
+from official_ext.launcher import task_optimizer
 
 
 class ExperimentRunner(mg_train_lib.OrbitExperimentRunner):
@@ -86,7 +86,7 @@ def run_experiment(params: config_definitions.ExperimentConfig, mode: str,
   """Sets up precision and strategy, builds the task, and runs `mode`.
 
   Args:
-    params: the experiment config, from `train_utils.parse_configuration`.
+    params: the experiment config, from `config_parsing.parse_configuration`.
     mode: 'train', 'eval', 'train_and_eval', ... as for Model Garden.
     model_dir: where checkpoints, summaries and `eval_metrics.json` go.
     **kwargs: passed on to `official.core.train_lib.run_experiment`.
@@ -106,7 +106,7 @@ def run_experiment(params: config_definitions.ExperimentConfig, mode: str,
   task_optimizer.use_official_ext_optimizers(task,
                                              params.trainer.optimizer_config)
   eval_actions = list(kwargs.pop('eval_actions', None) or [])
-  eval_actions.append(actions.EvalMetricsExporter(model_dir))
+  eval_actions.append(eval_metrics_export.EvalMetricsExporter(model_dir))
   return ExperimentRunner(
       distribution_strategy=strategy,
       task=task,

@@ -2,7 +2,7 @@
 
 `checked_configuration` is what `python -m official_ext.train` runs before it
 writes a file: it checks the flags, parses gin and the experiment config
-(`train_utils.parse_configuration`), and checks the result. Every bad input
+(`config_parsing.parse_configuration`), and checks the result. Every bad input
 raises `LaunchError`, whose message is one line naming the flag or config
 field and the bad value; the launcher prints it and exits non-zero.
 """
@@ -21,7 +21,7 @@ from official.modeling.hyperparams import base_config
 from official.modeling.hyperparams import oneof
 from official.modeling.hyperparams import params_dict
 
-from official_ext.core import train_utils
+from official_ext.launcher import config_parsing
 
 # The modes Model Garden's OrbitExperimentRunner runs (its --mode flag also
 # accepts names it then refuses after writing params.yaml).
@@ -138,7 +138,7 @@ def parse_source(flag: str, source: str) -> Dict[str, Any]:
     LaunchError: the file is missing or the text is not valid YAML.
   """
   try:
-    return train_utils.source_fields(source)
+    return config_parsing.source_fields(source)
   except tf.errors.NotFoundError as e:
     raise LaunchError(
         f'{flag}: {source!r} is neither `field=value` overrides, YAML, nor an '
@@ -316,11 +316,11 @@ def checked_configuration(flags_obj) -> config_definitions.ExperimentConfig:
   with reported_as_launch_errors('gin'):
     gin.parse_config_files_and_bindings(flags_obj.gin_file,
                                         flags_obj.gin_params)
-  base = train_utils.ExperimentParser(flags_obj).base_experiment()
-  for flag, source in train_utils.config_sources(flags_obj):
+  base = config_parsing.ExperimentParser(flags_obj).base_experiment()
+  for flag, source in config_parsing.config_sources(flags_obj):
     check_source_fields(flag, parse_source(flag, source), base)
   # Messages of these checks name the field and value themselves.
   with reported_as_launch_errors():
-    params = train_utils.parse_configuration(flags_obj)
+    params = config_parsing.parse_configuration(flags_obj)
   check_experiment(params, flags_obj.mode)
   return params

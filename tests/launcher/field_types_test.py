@@ -8,7 +8,7 @@ from official.core import exp_factory
 from official.modeling import hyperparams
 from official.vision import registry_imports  # pylint: disable=unused-import
 from official_ext import experiments  # pylint: disable=unused-import
-from official_ext.core import field_types
+from official_ext.launcher import field_types
 
 
 @dataclasses.dataclass

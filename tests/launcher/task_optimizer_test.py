@@ -8,7 +8,7 @@ from official.core import train_utils as mg_train_utils
 from official.modeling.optimization import lars as mg_lars
 from official.modeling.optimization.configs import optimization_config as mg_optimization_config
 from official.modeling.privacy import configs as privacy_configs
-from official_ext.core import task_optimizer
+from official_ext.launcher import task_optimizer
 from official_ext.experiments import lars_digits
 from official_ext.modeling.optimization import lars
 from official_ext.modeling.optimization.configs import optimization_config

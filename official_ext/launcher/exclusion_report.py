@@ -12,7 +12,7 @@ from official.core import config_definitions
 from official.core import task_factory
 from official.core import train_utils as mg_train_utils
 
-from official_ext.core import task_optimizer
+from official_ext.launcher import task_optimizer
 from official_ext.modeling.optimization import lars_exclusion
 
 
@@ -23,7 +23,7 @@ def build_report(
 
   Args:
     params: an experiment config with `optimizer.type: lars`, as
-      `train_utils.parse_configuration` returns it.
+      `config_parsing.parse_configuration` returns it.
 
   Returns:
     The exclusion report of the model's trainable variables.

@@ -11,7 +11,7 @@ from official.core import train_utils as mg_train_utils
 from official.modeling.optimization.configs import optimization_config as mg_optimization_config
 from official.vision import registry_imports  # pylint: disable=unused-import
 from official_ext import experiments  # pylint: disable=unused-import
-from official_ext.core import train_utils
+from official_ext.launcher import config_parsing
 from official_ext.modeling.optimization.configs import optimization_config
 from official_ext.modeling.optimization.configs import optimizer_config
 
@@ -37,7 +37,7 @@ def _parse(experiment, config_file=None, params_override='', **kwargs):
   options = mg_train_utils.ParseConfigOptions(
       experiment=experiment, config_file=config_file or [],
       params_override=params_override)
-  return train_utils.parse_configuration(options, print_return=False, **kwargs)
+  return config_parsing.parse_configuration(options, print_return=False, **kwargs)
 
 
 def _lars(params):

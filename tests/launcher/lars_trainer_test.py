@@ -1,4 +1,4 @@
-"""Tests for the launcher's LARS report and telemetry, through train_lib."""
+"""Tests for the launcher's LARS report and telemetry, through the experiment runner."""
 import glob
 import logging
 import os
@@ -12,8 +12,8 @@ import tensorflow as tf
 
 from official.core import train_utils as mg_train_utils
 from official_ext import experiments  # pylint: disable=unused-import
-from official_ext.core import train_lib
-from official_ext.core import train_utils
+from official_ext.launcher import experiment_runner
+from official_ext.launcher import config_parsing
 from official_ext.modeling.optimization import lars
 
 LARS = 'trainer.optimizer_config.optimizer.lars'
@@ -29,7 +29,7 @@ def _variable_tag(scalars, pattern):
 def _digits_params(telemetry):
   """lars_digits, 4 steps in loops of 2, train summaries every 4 steps."""
   gin.clear_config()
-  return train_utils.parse_configuration(
+  return config_parsing.parse_configuration(
       mg_train_utils.ParseConfigOptions(
           experiment='lars_digits', config_file=[],
           params_override=','.join([
@@ -75,7 +75,7 @@ def telemetry_run(tmp_path_factory):
   absl_logger.setLevel(logging.INFO)
   absl_logger.addHandler(handler)
   try:
-    train_lib.run_experiment(_digits_params(telemetry=True), 'train',
+    experiment_runner.run_experiment(_digits_params(telemetry=True), 'train',
                              model_dir)
   finally:
     absl_logger.removeHandler(handler)
@@ -135,7 +135,7 @@ def test_training_start_logs_the_exclusion_report(telemetry_run):
 
 def test_telemetry_off_writes_no_lars_scalars(tmp_path):
   model_dir = str(tmp_path)
-  train_lib.run_experiment(_digits_params(telemetry=False), 'train',
+  experiment_runner.run_experiment(_digits_params(telemetry=False), 'train',
                            model_dir)
   scalars = _train_scalars(model_dir)
   assert 'training_loss' in scalars

@@ -17,9 +17,9 @@ from official.core import train_utils as mg_train_utils
 from official.modeling.hyperparams import params_dict
 from official.modeling.optimization.configs import optimization_config as mg_optimization_config
 
-from official_ext.core import field_types
-from official_ext.core import gin_bindings
-from official_ext.core import task_optimizer
+from official_ext.launcher import field_types
+from official_ext.launcher import gin_bindings
+from official_ext.launcher import task_optimizer
 from official_ext.modeling.optimization import optimizer_factory
 from official_ext.modeling.optimization.configs import optimization_config
 

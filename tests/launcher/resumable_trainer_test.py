@@ -5,7 +5,7 @@ import tensorflow as tf
 import tf_keras
 
 from official.core import exp_factory
-from official_ext.core import trainer as trainer_lib
+from official_ext.launcher import resumable_trainer
 from official_ext.experiments import lars_digits
 
 
@@ -17,7 +17,7 @@ def _labels(dataset, batches):
     (1, 1, 1), (1, 4, 4), (2, 2, 1), (2, 4, 2)])
 def test_batches_per_step(pipelines, replicas, per_step):
   context = tf.distribute.InputContext(pipelines, 0, replicas)
-  assert trainer_lib.batches_per_step(context) == per_step
+  assert resumable_trainer.batches_per_step(context) == per_step
 
 
 @pytest.mark.parametrize('pipelines,replicas', [(1, 1), (1, 2), (2, 4)])
@@ -29,7 +29,7 @@ def test_skipping_steps_starts_at_the_next_step(pipelines, replicas):
   per_step = replicas // pipelines
   fresh = _labels(task.build_inputs(task_config.train_data, context),
                   7 * per_step)
-  resumed = trainer_lib.skipping_steps(task.build_inputs, 5)(
+  resumed = resumable_trainer.skipping_steps(task.build_inputs, 5)(
       task_config.train_data, context)
   np.testing.assert_array_equal(
       np.concatenate(_labels(resumed, 2 * per_step)),
@@ -44,7 +44,7 @@ def _trainer(task_cls, global_step):
   params = exp_factory.get_exp_config('lars_digits')
   params.task.train_data.global_batch_size = 16
   task = task_cls(params.task)
-  trainer = trainer_lib.Trainer(
+  trainer = resumable_trainer.Trainer(
       params, task, model=task.build_model(),
       optimizer=tf_keras.optimizers.legacy.SGD(), train=True, evaluate=False)
   trainer.global_step.assign(global_step)  # As a restore would.

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from official.core import exp_factory
-from official_ext.core import atomic_files
+from official_ext.launcher import atomic_files
 from official_ext.experiments import lars_digits  # pylint: disable=unused-import
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import orbit
 import tensorflow as tf
 
-from official_ext.core import atomic_files
+from official_ext.launcher import atomic_files
 
 EVAL_METRICS_FILENAME = 'eval_metrics.json'
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 import tf_keras
 
 from official.core import exp_factory
-from official_ext.core import train_lib
+from official_ext.launcher import experiment_runner
 from official_ext.experiments import lars_digits
 
 LARS = 'official_ext.modeling.optimization.lars.LARS'
@@ -37,7 +37,7 @@ def test_mixed_precision_trains_with_lars(dtype, optimizer, tmp_path, caplog,
       'trainer': {'train_steps': 4, 'steps_per_loop': 2,
                   'summary_interval': 2, 'checkpoint_interval': 4},
   })
-  model, _ = train_lib.run_experiment(params, 'train', str(tmp_path))
+  model, _ = experiment_runner.run_experiment(params, 'train', str(tmp_path))
   assert f'Training with optimizer {optimizer}' in caplog.messages
   conv = model.layers[0]
   assert conv.compute_dtype == dtype and conv.variable_dtype == 'float32'

@@ -1,1 +1,0 @@
-"""official_ext/core: the launcher's building blocks."""
