@@ -2,14 +2,17 @@
 import dataclasses
 import importlib
 
+import gin
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras
 
 from official.modeling.optimization import ema_optimizer
 from official.modeling.optimization import lars as mg_lars
 from official.modeling.optimization import optimizer_factory as mg_optimizer_factory
 from official.modeling.optimization.configs import optimization_config as mg_optimization_config
+from official.modeling.optimization.configs import optimizer_config as mg_optimizer_config
 from official_ext.modeling.optimization import lars
 from official_ext.modeling.optimization import optimizer_factory
 from official_ext.modeling.optimization.configs import optimization_config
@@ -20,12 +23,10 @@ ONE_OF_TYPES = sorted(
     if f.name != 'type')
 # Model Garden refuses `decay` (in these configs) with new Keras optimizers.
 TYPES_WITH_DECAY = sorted(
-    key for key, entry in optimizer_factory.registered_optimizers().items()
-    if 'decay' in entry.config_cls().as_dict())
+    t for t in ONE_OF_TYPES
+    if 'decay' in getattr(optimization_config.OptimizerConfig(), t).as_dict())
 # Model Garden's open-source SLIDE and Adafactor are placeholder strings.
-PLACEHOLDER_TYPES = sorted(
-    key for key, cls in mg_optimizer_factory.LEGACY_OPTIMIZERS_CLS.items()
-    if not callable(cls))
+PLACEHOLDER_TYPES = ['adafactor', 'slide']
 BUILDABLE_TYPES = [t for t in ONE_OF_TYPES if t not in PLACEHOLDER_TYPES]
 
 
@@ -38,14 +39,84 @@ def _config(optimizer_type, settings=None, config_cls=None, **extra):
   })
 
 
-def test_registry_has_exactly_the_one_of_types():
-  assert sorted(optimizer_factory.registered_optimizers()) == ONE_OF_TYPES
+class _MyAdam(tf_keras.optimizers.legacy.Adam):
+  """An optimizer a user registers with Model Garden, as DETR does."""
 
 
-def test_registered_config_classes_are_the_one_of_fields():
-  one_of = optimization_config.OptimizerConfig()
-  for key, entry in optimizer_factory.registered_optimizers().items():
-    assert type(getattr(one_of, key)) is entry.config_cls, key
+@dataclasses.dataclass
+class _MyAdamOneOf(optimization_config.OptimizerConfig):
+  my_adam: mg_optimizer_config.AdamConfig = dataclasses.field(
+      default_factory=mg_optimizer_config.AdamConfig)
+
+
+@dataclasses.dataclass
+class _MyAdamOptimization(optimization_config.OptimizationConfig):
+  optimizer: _MyAdamOneOf = dataclasses.field(default_factory=_MyAdamOneOf)
+
+
+@pytest.fixture(name='register')
+def fixture_register():
+  """Registers with Model Garden's registry; unregisters afterwards."""
+  registered = []
+
+  def register(key, optimizer_cls):
+    mg_optimizer_factory.register_optimizer_cls(key, optimizer_cls)
+    registered.append(key)
+
+  yield register
+  for key in registered:
+    del mg_optimizer_factory.LEGACY_OPTIMIZERS_CLS[key]
+
+
+def test_reexports_model_garden_registries_and_registration():
+  assert optimizer_factory.LR_CLS is mg_optimizer_factory.LR_CLS
+  assert optimizer_factory.WARMUP_CLS is mg_optimizer_factory.WARMUP_CLS
+  assert optimizer_factory.register_optimizer_cls is (
+      mg_optimizer_factory.register_optimizer_cls)
+
+
+@pytest.mark.parametrize('name', ['LEGACY_OPTIMIZERS_CLS', 'NEW_OPTIMIZERS_CLS',
+                                  'SHARED_OPTIMIZERS'])
+def test_optimizer_classes_are_model_garden_s_but_lars(name):
+  ours = getattr(optimizer_factory, name)
+  theirs = getattr(mg_optimizer_factory, name)
+  assert list(ours) == list(theirs)
+  assert ours['lars'] is lars.LARS
+  assert theirs['lars'] is mg_lars.LARS
+  assert {k: ours[k] for k in ours if k != 'lars'} == {
+      k: v for k, v in theirs.items() if k != 'lars'}
+
+
+def test_official_ext_lars_is_registered_with_model_garden():
+  for registry in (mg_optimizer_factory.LEGACY_OPTIMIZERS_CLS,
+                   mg_optimizer_factory.NEW_OPTIMIZERS_CLS):
+    assert registry[optimizer_factory.LARS_REGISTRY_KEY] is lars.LARS
+
+
+def test_user_registration_after_import_builds_as_in_model_garden(register):
+  register('my_adam', _MyAdam)
+  assert optimizer_factory.LEGACY_OPTIMIZERS_CLS['my_adam'] is _MyAdam
+  config = _config('my_adam', {'beta_1': 0.8}, _MyAdamOptimization)
+  for factory_cls in (optimizer_factory.OptimizerFactory,
+                      mg_optimizer_factory.OptimizerFactory):
+    optimizer = factory_cls(config).build_optimizer(0.1)
+    assert type(optimizer) is _MyAdam
+    assert optimizer.get_config()['beta_1'] == pytest.approx(0.8)
+
+
+def test_user_registration_before_import_is_seen(register):
+  register('my_adam', _MyAdam)
+  module = importlib.reload(optimizer_factory)
+  optimizer = module.OptimizerFactory(
+      _config('my_adam', config_cls=_MyAdamOptimization)).build_optimizer(0.1)
+  assert type(optimizer) is _MyAdam
+
+
+def test_reload_keeps_model_garden_lars_for_model_garden():
+  module = importlib.reload(optimizer_factory)
+  assert mg_optimizer_factory.LEGACY_OPTIMIZERS_CLS['lars'] is mg_lars.LARS
+  built = module.OptimizerFactory(_config('lars')).build_optimizer(0.1)
+  assert type(built) is lars.LARS
 
 
 @pytest.mark.parametrize(
@@ -81,12 +152,42 @@ def test_decay_with_new_optimizers_fails_as_in_model_garden(optimizer_type):
       factory_cls(config).build_optimizer(0.1, use_legacy_optimizer=False)
 
 
+@pytest.fixture(name='gin_bindings')
+def fixture_gin_bindings():
+  yield gin.bind_parameter
+  gin.clear_config()
+
+
+def test_build_optimizer_is_gin_configurable(gin_bindings):
+  # Model Garden's idiom for the new Keras SGD, which has no `decay`.
+  config = _config('sgd', {'momentum': 0.7})
+  delattr(config.optimizer.sgd, 'decay')
+  gin_bindings('build_optimizer.use_legacy_optimizer', False)
+  optimizer = optimizer_factory.OptimizerFactory(config).build_optimizer(0.1)
+  assert type(optimizer) is tf_keras.optimizers.experimental.SGD
+  assert optimizer.momentum == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize('optimizer_type', ['lars', 'sgd'])
+def test_gradient_aggregator_replaces_aggregation(optimizer_type):
+  factory = optimizer_factory.OptimizerFactory(_config(optimizer_type))
+  zero_gradients = lambda pairs: [(tf.zeros_like(g), v) for g, v in pairs]
+  optimizer = factory.build_optimizer(1.0, gradient_aggregator=zero_gradients)
+  variable = tf.Variable([1.0, 2.0])
+  optimizer.apply_gradients([(tf.constant([3.0, -4.0]), variable)])
+  np.testing.assert_allclose(variable.numpy(), [1.0, 2.0])
+
+
 def test_lars_gets_every_config_value():
   settings = {
       'momentum': 0.8, 'eeta': 0.01, 'weight_decay_rate': 1e-3,
       'nesterov': True, 'classic_momentum': False,
       'exclude_from_weight_decay': ['bias'],
       'exclude_from_layer_adaptation': ['batch_normalization'],
+      'trust_ratio_denominator': 'model_garden', 'epsilon': 1e-9,
+      'max_trust_ratio': 10.0,
+      'exclude_one_dimensional_from_weight_decay': True,
+      'exclude_variables_from_layer_adaptation': ['dense/kernel'],
       'clipnorm': 2.0, 'name': 'MyLARS',
   }
   factory = optimizer_factory.OptimizerFactory(_config('lars', settings))
@@ -110,6 +211,20 @@ def test_model_garden_config_builds_official_ext_lars_with_same_values():
   assert type(our_optimizer) is lars.LARS
   assert type(their_optimizer) is mg_lars.LARS
   assert our_optimizer.eeta == their_optimizer.eeta == 0.02
+
+
+def test_route_lars_leaves_other_configs_and_its_input_alone():
+  sgd = _config('sgd')
+  assert optimizer_factory.route_lars(sgd) is sgd
+  config = _config('lars', {'eeta': 0.02})
+  config.lock()
+  routed = optimizer_factory.route_lars(config)
+  assert routed.optimizer.type == optimizer_factory.LARS_REGISTRY_KEY
+  assert routed.optimizer.get().eeta == 0.02
+  assert routed.learning_rate.constant.learning_rate == 0.5
+  assert config.optimizer.type == 'lars'
+  optimizer = mg_optimizer_factory.OptimizerFactory(routed).build_optimizer(0.1)
+  assert type(optimizer) is lars.LARS
 
 
 @pytest.mark.parametrize('optimizer_type', ['sgd', 'adam', 'lamb', 'lars'])
@@ -180,6 +295,30 @@ def test_unknown_type_lists_registered_types():
     optimizer_factory.OptimizerFactory(config)
   for key in ONE_OF_TYPES:
     assert repr(key) in str(error.value)
+  assert optimizer_factory.LARS_REGISTRY_KEY not in str(error.value)
+
+
+@dataclasses.dataclass
+class _LarsWithExtraField(mg_optimizer_config.LARSConfig):
+  unknown_option: int = 3
+
+
+@dataclasses.dataclass
+class _ExtraFieldOneOf(mg_optimization_config.OptimizerConfig):
+  lars: _LarsWithExtraField = dataclasses.field(
+      default_factory=_LarsWithExtraField)
+
+
+@dataclasses.dataclass
+class _ExtraFieldOptimization(mg_optimization_config.OptimizationConfig):
+  optimizer: _ExtraFieldOneOf = dataclasses.field(
+      default_factory=_ExtraFieldOneOf)
+
+
+def test_unknown_lars_field_is_a_value_error_naming_it():
+  with pytest.raises(ValueError, match='optimizer.lars.*unknown_option'):
+    optimizer_factory.OptimizerFactory(
+        _config('lars', config_cls=_ExtraFieldOptimization))
 
 
 def test_missing_type_fails_as_in_model_garden():
@@ -193,24 +332,6 @@ def test_bad_lars_value_names_field():
       _config('lars', {'momentum': 1.5}))
   with pytest.raises(ValueError, match='momentum.*1.5'):
     factory.build_optimizer(0.1)
-
-
-def test_register_twice_fails():
-  with pytest.raises(ValueError, match='already registered'):
-    optimizer_factory.register_optimizer(
-        'lars', optimization_config.OptimizerConfig, lars.LARS)
-
-
-def test_reimport_is_harmless_and_model_garden_untouched():
-  mg_legacy = dict(mg_optimizer_factory.LEGACY_OPTIMIZERS_CLS)
-  mg_new = dict(mg_optimizer_factory.NEW_OPTIMIZERS_CLS)
-  module = importlib.reload(optimizer_factory)
-  assert sorted(module.registered_optimizers()) == ONE_OF_TYPES
-  assert mg_optimizer_factory.LEGACY_OPTIMIZERS_CLS == mg_legacy
-  assert mg_optimizer_factory.NEW_OPTIMIZERS_CLS == mg_new
-  assert mg_optimizer_factory.LEGACY_OPTIMIZERS_CLS['lars'] is mg_lars.LARS
-  built = module.OptimizerFactory(_config('lars')).build_optimizer(0.1)
-  assert type(built) is lars.LARS
 
 
 def test_is_a_model_garden_factory():

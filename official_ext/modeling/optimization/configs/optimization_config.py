@@ -1,17 +1,23 @@
 """Model Garden's optimization config schema with official_ext's LARS.
 
+A drop-in for `official.modeling.optimization.configs.optimization_config`.
 `OptimizationConfig` keeps Model Garden's schema (optimizer / learning_rate /
 warmup / ema) and every Model Garden optimizer type; only the `lars` entry of
 the optimizer one-of is official_ext's `LARSConfig`. Both classes subclass
-Model Garden's, so they are accepted wherever Model Garden expects its own;
-only Model Garden's OptimizerFactory cannot build `lars` from them, since it
-passes every field, official_ext's options included, to Model Garden's LARS.
+Model Garden's, so they are accepted wherever Model Garden expects its own.
+Model Garden's OptimizerFactory builds their `lars` only once
+`optimizer_factory.route_lars` has routed it to official_ext's LARS: unrouted,
+it would pass official_ext's options to Model Garden's LARS. `LrConfig` and
+`WarmupConfig` are Model Garden's, re-exported.
 """
 import dataclasses
 
 from official.modeling.optimization.configs import optimization_config as mg_optimization_config
 
 from official_ext.modeling.optimization.configs import optimizer_config as opt_cfg
+
+LrConfig = mg_optimization_config.LrConfig
+WarmupConfig = mg_optimization_config.WarmupConfig
 
 
 @dataclasses.dataclass

@@ -1,13 +1,29 @@
-"""Dataclass for official_ext's LARS optimizer config.
+"""Model Garden's optimizer configs, with official_ext's LARSConfig.
 
-Every other optimizer config is Model Garden's own
-(`official.modeling.optimization.configs.optimizer_config`); only LARS, which
+A drop-in for `official.modeling.optimization.configs.optimizer_config`: every
+other config class is Model Garden's own, re-exported; only LARS, which
 official_ext builds with its own class, has its config defined here.
 """
 import dataclasses
 from typing import List, Optional
 
 from official.modeling.optimization.configs import optimizer_config as mg_optimizer_config
+
+BaseOptimizerConfig = mg_optimizer_config.BaseOptimizerConfig
+SGDConfig = mg_optimizer_config.SGDConfig
+SGDExperimentalConfig = mg_optimizer_config.SGDExperimentalConfig
+RMSPropConfig = mg_optimizer_config.RMSPropConfig
+AdagradConfig = mg_optimizer_config.AdagradConfig
+AdamConfig = mg_optimizer_config.AdamConfig
+AdamExperimentalConfig = mg_optimizer_config.AdamExperimentalConfig
+AdamWeightDecayConfig = mg_optimizer_config.AdamWeightDecayConfig
+AdamWeightDecayExperimentalConfig = (
+    mg_optimizer_config.AdamWeightDecayExperimentalConfig)
+LAMBConfig = mg_optimizer_config.LAMBConfig
+EMAConfig = mg_optimizer_config.EMAConfig
+SLIDEConfig = mg_optimizer_config.SLIDEConfig
+AdafactorConfig = mg_optimizer_config.AdafactorConfig
+AdafactorKerasConfig = mg_optimizer_config.AdafactorKerasConfig
 
 
 @dataclasses.dataclass

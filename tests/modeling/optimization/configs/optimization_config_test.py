@@ -1,6 +1,8 @@
 """Tests for official_ext's OptimizationConfig."""
 import dataclasses
 
+import yaml
+
 from official.modeling import hyperparams
 from official.modeling.optimization.configs import optimization_config as mg_optimization_config
 from official.modeling.optimization.configs import optimizer_config as mg_optimizer_config
@@ -38,19 +40,45 @@ def test_lars_selection_gives_official_ext_config():
   assert config.optimizer.get().eeta == 0.5
 
 
+def test_reexports_model_garden_schedule_one_ofs():
+  assert optimization_config.LrConfig is mg_optimization_config.LrConfig
+  assert optimization_config.WarmupConfig is (
+      mg_optimization_config.WarmupConfig)
+
+
 def test_yaml_round_trip(tmp_path):
+  lars_settings = {
+      'eeta': 0.002, 'exclude_from_weight_decay': ['bias'], 'clipnorm': 1.5,
+      'exclude_normalization_from_layer_adaptation': True}
   config = optimization_config.OptimizationConfig({
-      'optimizer': {'type': 'lars', 'lars': {
-          'eeta': 0.002, 'exclude_from_weight_decay': ['bias'],
-          'clipnorm': 1.5}},
+      'optimizer': {'type': 'lars', 'lars': lars_settings},
       'learning_rate': {'type': 'cosine', 'cosine': {
           'initial_learning_rate': 2.0, 'decay_steps': 100}},
       'warmup': {'type': 'linear', 'linear': {'warmup_steps': 10}},
       'ema': {'average_decay': 0.9},
   })
-  path = str(tmp_path / 'optimization.yaml')
-  hyperparams.save_params_dict_to_yaml(config, path)
-  loaded = optimization_config.OptimizationConfig()
-  loaded = hyperparams.override_params_dict(loaded, path, is_strict=True)
-  assert loaded.as_dict() == config.as_dict()
+  path = tmp_path / 'optimization.yaml'
+  hyperparams.save_params_dict_to_yaml(config, str(path))
+  written = yaml.safe_load(path.read_text())
+  written_lars = written['optimizer']['lars']
+  assert set(written_lars) == {
+      f.name for f in dataclasses.fields(optimizer_config.LARSConfig)
+      if f.name not in ('default_params', 'restrictions')}
+  for name, value in lars_settings.items():
+    assert written_lars[name] == value, name
+  assert written['optimizer']['type'] == 'lars'
+  assert written['learning_rate']['cosine']['initial_learning_rate'] == 2.0
+  assert written['learning_rate']['cosine']['decay_steps'] == 100
+  assert written['warmup']['linear']['warmup_steps'] == 10
+  assert written['ema']['average_decay'] == 0.9
+
+  loaded = hyperparams.override_params_dict(
+      optimization_config.OptimizationConfig(), str(path), is_strict=True)
   assert isinstance(loaded.optimizer.lars, optimizer_config.LARSConfig)
+  assert loaded.optimizer.type == 'lars'
+  for name, value in lars_settings.items():
+    assert getattr(loaded.optimizer.lars, name) == value, name
+  assert loaded.learning_rate.cosine.initial_learning_rate == 2.0
+  assert loaded.learning_rate.cosine.decay_steps == 100
+  assert loaded.warmup.linear.warmup_steps == 10
+  assert loaded.ema.average_decay == 0.9

@@ -37,13 +37,27 @@ def test_defaults_are_the_lars_constructor_defaults():
 
 
 def test_constructs_lars_with_every_field():
-  config = optimizer_config.LARSConfig(
-      momentum=0.8, eeta=0.01, weight_decay_rate=1e-3, nesterov=True,
-      classic_momentum=False, exclude_from_weight_decay=['bias'],
-      exclude_from_layer_adaptation=['batch_normalization'], clipnorm=2.0)
+  settings = {
+      'momentum': 0.8, 'eeta': 0.01, 'weight_decay_rate': 1e-3,
+      'nesterov': True, 'classic_momentum': False,
+      'exclude_from_weight_decay': ['bias'],
+      'exclude_from_layer_adaptation': ['batch_normalization'],
+      'clipnorm': 2.0}
+  config = optimizer_config.LARSConfig(**settings)
   optimizer = lars.LARS(learning_rate=0.1, **{
       k: v for k, v in config.as_dict().items() if v is not None})
   optimizer_settings = optimizer.get_config()
-  for name, value in config.as_dict().items():
-    if value is not None:
-      assert optimizer_settings[name] == value, name
+  for name, value in settings.items():
+    assert optimizer_settings[name] == value, name
+
+
+def test_reexports_every_other_model_garden_config():
+  model_garden_configs = {
+      name: value for name, value in vars(mg_optimizer_config).items()
+      if isinstance(value, type) and
+      issubclass(value, mg_optimizer_config.BaseOptimizerConfig)}
+  assert 'SGDConfig' in model_garden_configs
+  for name, config_cls in model_garden_configs.items():
+    if name != 'LARSConfig':
+      assert getattr(optimizer_config, name) is config_cls, name
+  assert optimizer_config.LARSConfig is not mg_optimizer_config.LARSConfig
