@@ -2,8 +2,8 @@ r"""Model Garden training launcher whose `optimizer.type: lars` is official_ext'
 
 Takes Model Garden's standard flags (`official.common.flags`) and, like
 `official/vision/train.py`, trains any registered experiment (Model Garden's
-vision experiments and official_ext's own) and writes `params.yaml` and the
-operative gin config to `--model_dir`. `LARS.<field>` gin bindings
+NLP and vision experiments and official_ext's own) and writes `params.yaml`
+and the operative gin config to `--model_dir`. `LARS.<field>` gin bindings
 (`--gin_file`, `--gin_params`) override the experiment's LARS config after
 `--config_file` and `--params_override`. Bad input stops the launcher with a
 one-line error before it writes anything; a run that produces inf or NaN stops
@@ -19,8 +19,9 @@ from absl import app
 from absl import flags
 
 from official.common import flags as tfm_flags
-# Registers Model Garden's vision experiments and official_ext's.
-from official.vision import registry_imports  # pylint: disable=unused-import
+# Registers what Model Garden's NLP and vision launchers register, and
+# official_ext's experiments.
+from official.common import registry_imports  # pylint: disable=unused-import
 from official_ext import experiments  # pylint: disable=unused-import
 from official_ext.launcher import finite_check
 from official_ext.launcher import atomic_files

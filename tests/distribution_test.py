@@ -9,10 +9,11 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+from official.core import base_task
 from official.core import config_definitions
 from official.modeling.optimization import lars as mg_lars
-from official_ext.launcher import task_optimizer
 from official_ext.modeling.optimization import lars
+from official_ext.modeling.optimization import optimizer_factory
 from official_ext.modeling.optimization.configs import optimization_config
 
 GLOBAL_BATCH = 8
@@ -131,8 +132,8 @@ def _loss_scaled_lars():
       'learning_rate': {'type': 'constant',
                         'constant': {'learning_rate': 0.5}},
   })
-  return task_optimizer.create_optimizer(
-      config, config_definitions.RuntimeConfig(
+  return base_task.Task.create_optimizer(
+      optimizer_factory.route_lars(config), config_definitions.RuntimeConfig(
           mixed_precision_dtype='float16', loss_scale='dynamic'))
 
 

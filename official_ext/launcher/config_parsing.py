@@ -14,6 +14,7 @@ import tensorflow as tf
 from official.core import config_definitions
 from official.core import task_factory
 from official.core import train_utils as mg_train_utils
+from official.modeling.hyperparams import base_config
 from official.modeling.hyperparams import params_dict
 from official.modeling.optimization.configs import optimization_config as mg_optimization_config
 
@@ -26,6 +27,12 @@ from official_ext.modeling.optimization.configs import optimization_config
 _LARS_PATH = ('trainer', 'optimizer_config', 'optimizer', 'lars')
 
 
+def _fields(config: base_config.Config) -> Dict[str, Any]:
+  """A config's fields as they are set, deleted ones left out."""
+  return {name: value for name, value in vars(config).items()
+          if name not in config.RESERVED_ATTR}
+
+
 def use_official_ext_optimization(
     params: config_definitions.ExperimentConfig
 ) -> config_definitions.ExperimentConfig:
@@ -33,6 +40,9 @@ def use_official_ext_optimization(
 
   Only an experiment using Model Garden's plain OptimizationConfig is swapped,
   values unchanged; one with its own OptimizationConfig subclass keeps it.
+  The sub-configs are copied as they are, not through `as_dict()`, so that a
+  field the experiment deleted stays deleted (Model Garden's idiom for the new
+  Keras optimizers deletes `decay`).
 
   Args:
     params: an unlocked experiment config.
@@ -42,9 +52,18 @@ def use_official_ext_optimization(
     OptimizationConfig.
   """
   current = params.trainer.optimizer_config
-  if type(current) is mg_optimization_config.OptimizationConfig:  # pylint: disable=unidiomatic-typecheck
-    params.trainer.optimizer_config = optimization_config.OptimizationConfig(
-        current.as_dict())
+  if type(current) is not mg_optimization_config.OptimizationConfig:  # pylint: disable=unidiomatic-typecheck
+    return params
+  swapped = optimization_config.OptimizationConfig()
+  for name, value in _fields(current).items():
+    if name != 'optimizer':
+      setattr(swapped, name, value)
+  for name, value in _fields(current.optimizer).items():
+    if name == 'lars':
+      swapped.optimizer.lars.override(value.as_dict(), is_strict=True)
+    else:
+      setattr(swapped.optimizer, name, value)
+  params.trainer.optimizer_config = swapped
   return params
 
 

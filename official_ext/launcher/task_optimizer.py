@@ -1,13 +1,21 @@
-"""Makes a Model Garden task build its optimizer with official_ext's factory.
+"""Makes a Model Garden task build official_ext's LARS for `optimizer.type: lars`.
 
 `Task.create_optimizer` (official/core/base_task.py) builds the optimizer with
-Model Garden's own OptimizerFactory, whose `lars` is Model Garden's LARS. The
-launcher gives each task instance `create_optimizer` below instead: the same
-steps (differential-privacy gradient transformers, optimizer and EMA from the
-factory, then loss scaling for float16), with official_ext's factory. Model
-Garden's classes and modules are left untouched.
+Model Garden's OptimizerFactory, whose `lars` is Model Garden's LARS.
+`use_lars` extends it for one task instance: the config is routed to
+official_ext's LARS (`optimizer_factory.route_lars`), then Model Garden's
+`create_optimizer` runs unchanged, so differential privacy, EMA and loss
+scaling are Model Garden's own. Model Garden's classes and modules are left
+untouched.
+
+In a training script of one's own, one call after building the task:
+
+```
+task = task_factory.get_task(params.task, logging_dir=model_dir)
+task = official_ext.use_lars(task)
+train_lib.run_experiment(distribution_strategy=strategy, task=task, ...)
+```
 """
-import functools
 from typing import Optional
 
 from absl import logging
@@ -15,10 +23,8 @@ import tf_keras
 
 from official.core import base_task
 from official.core import config_definitions
-from official.modeling import performance
 from official.modeling.optimization.configs import optimization_config as mg_optimization_config
 from official.modeling.privacy import configs as privacy_configs
-from official.modeling.privacy import ops as privacy_ops
 
 from official_ext.modeling.optimization import optimizer_factory
 
@@ -37,46 +43,6 @@ def describe(optimizer) -> str:
   inner = (getattr(optimizer, 'inner_optimizer', None) or
            getattr(optimizer, '_optimizer', None))
   return f'{name}({describe(inner)})' if inner is not None else name
-
-
-def create_optimizer(
-    optimizer_config: mg_optimization_config.OptimizationConfig,
-    runtime_config: Optional[config_definitions.RuntimeConfig] = None,
-    dp_config: Optional[privacy_configs.DifferentialPrivacyConfig] = None
-) -> tf_keras.optimizers.Optimizer:
-  """`Task.create_optimizer`, built by official_ext's OptimizerFactory.
-
-  Args:
-    optimizer_config: the optimization config.
-    runtime_config: the runtime config; float16 mixed precision wraps the
-      optimizer in a LossScaleOptimizer with its `loss_scale`.
-    dp_config: differential-privacy config; adds gradient clipping and noise.
-
-  Returns:
-    The optimizer, wrapped as Model Garden would wrap it.
-  """
-  gradient_transformers = None
-  if dp_config is not None:
-    logging.info('Adding differential privacy transform with config %s.',
-                 dp_config.as_dict())
-    noise_stddev = dp_config.clipping_norm * dp_config.noise_multiplier
-    gradient_transformers = [
-        functools.partial(
-            privacy_ops.clip_l2_norm, l2_norm_clip=dp_config.clipping_norm),
-        functools.partial(privacy_ops.add_noise, noise_stddev=noise_stddev),
-    ]
-
-  opt_factory = optimizer_factory.OptimizerFactory(optimizer_config)
-  optimizer = opt_factory.build_optimizer(
-      opt_factory.build_learning_rate(),
-      gradient_transformers=gradient_transformers)
-  if runtime_config:
-    optimizer = performance.configure_optimizer(
-        optimizer,
-        use_float16=runtime_config.mixed_precision_dtype == 'float16',
-        loss_scale=runtime_config.loss_scale)
-  logging.info('Training with optimizer %s', describe(optimizer))
-  return optimizer
 
 
 def routable(task_cls: type) -> bool:
@@ -103,27 +69,63 @@ def unroutable_error(task_cls: type) -> ValueError:
       f'cannot make it build official_ext\'s LARS.')
 
 
+def use_lars(task: base_task.Task) -> base_task.Task:
+  """Makes `task` build official_ext's LARS for `optimizer.type: lars`.
+
+  Extends Model Garden's `Task.create_optimizer` for this task instance only:
+  an optimization config whose optimizer type is `lars` is routed to
+  official_ext's LARS (`optimizer_factory.route_lars`) and then built by Model
+  Garden's `create_optimizer`, unchanged; any other config is passed on as it
+  is. Call it once, after building the task and before the trainer builds
+  the optimizer (`train_lib.run_experiment` or `train_utils.create_trainer`).
+
+  Args:
+    task: a Model Garden task instance.
+
+  Returns:
+    `task`, modified in place.
+
+  Raises:
+    ValueError: if the task overrides `create_optimizer`.
+  """
+  task_cls = type(task)
+  if not routable(task_cls):
+    raise unroutable_error(task_cls)
+  model_garden_create_optimizer = task_cls.create_optimizer
+
+  def create_optimizer(
+      optimizer_config: mg_optimization_config.OptimizationConfig,
+      runtime_config: Optional[config_definitions.RuntimeConfig] = None,
+      dp_config: Optional[privacy_configs.DifferentialPrivacyConfig] = None
+  ) -> tf_keras.optimizers.Optimizer:
+    optimizer = model_garden_create_optimizer(
+        optimizer_factory.route_lars(optimizer_config), runtime_config,
+        dp_config)
+    logging.info('Training with optimizer %s', describe(optimizer))
+    return optimizer
+
+  # An instance attribute shadows the classmethod for this task only.
+  task.create_optimizer = create_optimizer
+  return task
+
+
 def use_official_ext_optimizers(
     task: base_task.Task,
     optimizer_config: mg_optimization_config.OptimizationConfig
 ) -> base_task.Task:
-  """Makes `task` build its optimizer with official_ext's factory.
+  """The launcher's hook: `use_lars` if, and only if, the config asks for LARS.
 
   Args:
     task: a Model Garden task instance.
     optimizer_config: the experiment's optimization config.
 
   Returns:
-    `task`, whose `create_optimizer` is this module's when the task uses Model
-    Garden's; a task with its own `create_optimizer` is returned unchanged.
+    `task`; untouched unless the optimizer type is lars.
 
   Raises:
     ValueError: if the optimizer type is lars but the task has its own
       `create_optimizer`.
   """
-  if routable(type(task)):
-    # An instance attribute shadows the classmethod for this task only.
-    task.create_optimizer = create_optimizer
-  elif optimizer_config.optimizer.type == 'lars':
-    raise unroutable_error(type(task))
+  if optimizer_config.optimizer.type == 'lars':
+    use_lars(task)
   return task

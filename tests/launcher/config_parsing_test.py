@@ -4,6 +4,7 @@ import os
 
 import gin
 import pytest
+import tf_keras
 import yaml
 
 from official.core import exp_factory
@@ -12,6 +13,7 @@ from official.modeling.optimization.configs import optimization_config as mg_opt
 from official.vision import registry_imports  # pylint: disable=unused-import
 from official_ext import experiments  # pylint: disable=unused-import
 from official_ext.launcher import config_parsing
+from official_ext.modeling.optimization import optimizer_factory
 from official_ext.modeling.optimization.configs import optimization_config
 from official_ext.modeling.optimization.configs import optimizer_config
 
@@ -245,3 +247,21 @@ def test_experiment_yaml_spells_out_the_defaults(bind_gin, experiment):
   from_yaml = _parse(experiment, config_file=[
       os.path.join(REPO, 'experiments', f'{experiment}.yaml')])
   assert from_yaml.as_dict() == _parse(experiment).as_dict()
+
+
+def test_swap_keeps_a_field_the_experiment_deleted(bind_gin):
+  # Model Garden's idiom for the new Keras SGD: delete `decay`, then build
+  # with `build_optimizer.use_legacy_optimizer = False`.
+  params = exp_factory.get_exp_config('resnet_imagenet')
+  params.override({'trainer': {'optimizer_config': {'optimizer': {
+      'type': 'sgd', 'sgd': {'momentum': 0.8}}}}})
+  delattr(params.trainer.optimizer_config.optimizer.sgd, 'decay')
+  swapped = config_parsing.use_official_ext_optimization(
+      params).trainer.optimizer_config
+  assert type(swapped) is optimization_config.OptimizationConfig
+  assert swapped.optimizer.sgd.as_dict() == {
+      'clipnorm': None, 'clipvalue': None, 'global_clipnorm': None,
+      'name': 'SGD', 'nesterov': False, 'momentum': 0.8}
+  bind_gin('build_optimizer.use_legacy_optimizer = False')
+  optimizer = optimizer_factory.OptimizerFactory(swapped).build_optimizer(0.1)
+  assert type(optimizer) is tf_keras.optimizers.experimental.SGD

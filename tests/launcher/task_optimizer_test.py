@@ -1,23 +1,27 @@
 """Tests that tasks build official_ext's LARS with Model Garden's wrapping."""
+import json
+
 import pytest
+import tensorflow as tf
 import tf_keras
 
+import official_ext
 from official.core import base_task
 from official.core import config_definitions as cfg
+from official.core import exp_factory
+from official.core import train_lib as mg_train_lib
 from official.core import train_utils as mg_train_utils
 from official.modeling.optimization import lars as mg_lars
 from official.modeling.optimization.configs import optimization_config as mg_optimization_config
 from official.modeling.privacy import configs as privacy_configs
-from official_ext.launcher import task_optimizer
 from official_ext.experiments import lars_digits
+from official_ext.launcher import task_optimizer
 from official_ext.modeling.optimization import lars
 from official_ext.modeling.optimization.configs import optimization_config
 
 
 def _optimization(optimizer_type, ema=None,
                   config_cls=optimization_config.OptimizationConfig):
-  # Model Garden's own path gets Model Garden's schema: its factory passes
-  # every LARSConfig field to its LARS, which lacks official_ext's options.
   return config_cls({
       'optimizer': {'type': optimizer_type},
       'learning_rate': {'type': 'constant', 'constant': {'learning_rate': 0.1}},
@@ -25,13 +29,19 @@ def _optimization(optimizer_type, ema=None,
   })
 
 
-def _innermost(optimizer):
+def _chain(optimizer):
+  """The optimizer and those it wraps, outermost first."""
+  chain = [optimizer]
   while True:
-    inner = (getattr(optimizer, 'inner_optimizer', None) or
-             getattr(optimizer, '_optimizer', None))
+    inner = (getattr(chain[-1], 'inner_optimizer', None) or
+             getattr(chain[-1], '_optimizer', None))
     if inner is None:
-      return optimizer
-    optimizer = inner
+      return chain
+    chain.append(inner)
+
+
+def _innermost(optimizer):
+  return _chain(optimizer)[-1]
 
 
 def _transformer_specs(optimizer):
@@ -39,17 +49,39 @@ def _transformer_specs(optimizer):
           for t in _innermost(optimizer).gradient_transformers or []]
 
 
+def _digits_task():
+  return lars_digits.DigitsTask(lars_digits.DigitsTaskConfig())
+
+
+def _float16_runtime(loss_scale=None):
+  return cfg.RuntimeConfig(mixed_precision_dtype='float16',
+                           loss_scale=loss_scale)
+
+
+_DP_CONFIG = privacy_configs.DifferentialPrivacyConfig(
+    clipping_norm=1.0, noise_multiplier=0.5)
+
+
 @pytest.mark.parametrize('loss_scale', [None, 'dynamic', 128.0])
 @pytest.mark.parametrize('ema', [None, {'average_decay': 0.9}])
-def test_wrapping_matches_model_garden(loss_scale, ema):
-  runtime = cfg.RuntimeConfig(mixed_precision_dtype='float16',
-                              loss_scale=loss_scale)
-  dp_config = privacy_configs.DifferentialPrivacyConfig(
-      clipping_norm=1.0, noise_multiplier=0.5)
-  config = _optimization('sgd', ema)
-  ours = task_optimizer.create_optimizer(config, runtime, dp_config)
-  theirs = base_task.Task.create_optimizer(config, runtime, dp_config)
-  assert task_optimizer.describe(ours) == task_optimizer.describe(theirs)
+@pytest.mark.parametrize('optimizer_type', ['sgd', 'lars'])
+def test_wrapping_matches_model_garden(optimizer_type, loss_scale, ema):
+  runtime = _float16_runtime(loss_scale)
+  task = official_ext.use_lars(_digits_task())
+  ours = task.create_optimizer(_optimization(optimizer_type, ema), runtime,
+                               _DP_CONFIG)
+  theirs = base_task.Task.create_optimizer(
+      _optimization(optimizer_type, ema,
+                    mg_optimization_config.OptimizationConfig), runtime,
+      _DP_CONFIG)
+  expected_innermost = {'sgd': tf_keras.optimizers.legacy.SGD,
+                        'lars': mg_lars.LARS}[optimizer_type]
+  assert type(_innermost(theirs)) is expected_innermost
+  assert type(_innermost(ours)) is (
+      lars.LARS if optimizer_type == 'lars' else expected_innermost)
+  wrappers = [type(o) for o in _chain(ours)[:-1]]
+  assert wrappers == [type(o) for o in _chain(theirs)[:-1]]
+  assert len(wrappers) == (2 if ema else 1)
   assert isinstance(ours, tf_keras.mixed_precision.LossScaleOptimizer)
   assert ours.dynamic == theirs.dynamic == (loss_scale != 128.0)
   assert float(ours.loss_scale) == float(theirs.loss_scale)
@@ -57,26 +89,19 @@ def test_wrapping_matches_model_garden(loss_scale, ema):
   assert len(_transformer_specs(ours)) == 2
 
 
-def test_lars_is_official_ext_inside_model_garden_wrappers():
-  runtime = cfg.RuntimeConfig(mixed_precision_dtype='float16')
-  ours = task_optimizer.create_optimizer(
-      _optimization('lars', {'average_decay': 0.9}), runtime)
-  theirs = base_task.Task.create_optimizer(
-      _optimization('lars', {'average_decay': 0.9},
-                    mg_optimization_config.OptimizationConfig), runtime)
-  our_lars = ours.inner_optimizer._optimizer  # pylint: disable=protected-access
-  their_lars = theirs.inner_optimizer._optimizer  # pylint: disable=protected-access
-  assert type(our_lars) is lars.LARS
-  assert type(their_lars) is mg_lars.LARS
-  assert task_optimizer.describe(ours) == (
+def test_describe_names_official_ext_lars_inside_model_garden_wrappers():
+  task = official_ext.use_lars(_digits_task())
+  optimizer = task.create_optimizer(
+      _optimization('lars', {'average_decay': 0.9}), _float16_runtime())
+  assert task_optimizer.describe(optimizer) == (
       'tf_keras.src.mixed_precision.loss_scale_optimizer.LossScaleOptimizer('
       'official.modeling.optimization.ema_optimizer.ExponentialMovingAverage('
       'official_ext.modeling.optimization.lars.LARS))')
 
 
 def test_float32_runtime_is_not_loss_scaled():
-  optimizer = task_optimizer.create_optimizer(
-      _optimization('lars'), cfg.RuntimeConfig())
+  task = official_ext.use_lars(_digits_task())
+  optimizer = task.create_optimizer(_optimization('lars'), cfg.RuntimeConfig())
   assert type(optimizer) is lars.LARS
 
 
@@ -88,10 +113,13 @@ def _experiment(optimizer_type,
           optimizer_type, config_cls=config_cls)))
 
 
-def test_model_garden_trainer_path_builds_official_ext_lars():
-  params = _experiment('lars')
-  task = lars_digits.DigitsTask(params.task)
-  untouched = lars_digits.DigitsTask(params.task)
+@pytest.mark.parametrize('config_cls', [
+    optimization_config.OptimizationConfig,
+    mg_optimization_config.OptimizationConfig])
+def test_model_garden_trainer_path_builds_official_ext_lars(config_cls):
+  params = _experiment('lars', config_cls)
+  task = _digits_task()
+  untouched = _digits_task()
   assert task_optimizer.use_official_ext_optimizers(
       task, params.trainer.optimizer_config) is task
   # What official.core.train_utils.create_trainer calls.
@@ -101,6 +129,13 @@ def test_model_garden_trainer_path_builds_official_ext_lars():
       mg_lars.LARS)
   assert lars_digits.DigitsTask.create_optimizer.__func__ is (
       base_task.Task.create_optimizer.__func__)
+
+
+def test_launcher_leaves_non_lars_tasks_untouched():
+  task = _digits_task()
+  task_optimizer.use_official_ext_optimizers(
+      task, _experiment('sgd').trainer.optimizer_config)
+  assert 'create_optimizer' not in vars(task)
 
 
 class _OwnOptimizerTask(lars_digits.DigitsTask):
@@ -113,12 +148,43 @@ class _OwnOptimizerTask(lars_digits.DigitsTask):
 def test_task_with_own_create_optimizer():
   assert task_optimizer.routable(lars_digits.DigitsTask)
   assert not task_optimizer.routable(_OwnOptimizerTask)
-  params = _experiment('sgd')
-  task = _OwnOptimizerTask(params.task)
-  task_optimizer.use_official_ext_optimizers(task,
-                                             params.trainer.optimizer_config)
-  assert task.create_optimizer.__func__ is (
-      _OwnOptimizerTask.create_optimizer.__func__)
+  task = _OwnOptimizerTask(lars_digits.DigitsTaskConfig())
+  task_optimizer.use_official_ext_optimizers(
+      task, _experiment('sgd').trainer.optimizer_config)
+  assert 'create_optimizer' not in vars(task)
   with pytest.raises(ValueError, match='_OwnOptimizerTask.*create_optimizer'):
     task_optimizer.use_official_ext_optimizers(
         task, _experiment('lars').trainer.optimizer_config)
+  with pytest.raises(ValueError, match='_OwnOptimizerTask.*create_optimizer'):
+    official_ext.use_lars(task)
+
+
+def test_one_call_trains_lars_digits_with_official_ext_lars(tmp_path):
+  # A training script of one's own: Model Garden's create_trainer and
+  # run_experiment, with official_ext.use_lars as the only addition.
+  params = exp_factory.get_exp_config('lars_digits')
+  params.override({'trainer': {
+      'train_steps': 100, 'steps_per_loop': 50, 'summary_interval': 50,
+      'checkpoint_interval': 100, 'validation_interval': 100,
+      'optimizer_config': {'optimizer': {'lars': {
+          'exclude_from_weight_decay': [],
+          'exclude_one_dimensional_from_weight_decay': True}}}}})
+  task = official_ext.use_lars(
+      lars_digits.DigitsTask(params.task, logging_dir=str(tmp_path)))
+  trainer = mg_train_utils.create_trainer(params, task, train=True,
+                                          evaluate=True)
+  _, eval_logs = mg_train_lib.run_experiment(
+      distribution_strategy=tf.distribute.get_strategy(), task=task,
+      mode='train_and_eval', params=params, model_dir=str(tmp_path),
+      trainer=trainer, run_post_eval=True)
+  optimizer = trainer.optimizer
+  assert type(optimizer) is lars.LARS
+  assert optimizer.iterations.numpy() == 100
+  for variable in trainer.model.trainable_variables:
+    expected = ('exclude_one_dimensional_from_weight_decay'
+                if variable.shape.rank == 1 else None)
+    assert optimizer.weight_decay_exclusion(variable) == expected, (
+        variable.name)
+  # Chance is 0.1.
+  assert eval_logs['accuracy'] > 0.5, json.dumps(
+      {k: float(v) for k, v in eval_logs.items()})
