@@ -43,15 +43,31 @@ class _MyAdam(tf_keras.optimizers.legacy.Adam):
   """An optimizer a user registers with Model Garden, as DETR does."""
 
 
-@dataclasses.dataclass
-class _MyAdamOneOf(optimization_config.OptimizerConfig):
-  my_adam: mg_optimizer_config.AdamConfig = dataclasses.field(
-      default_factory=mg_optimizer_config.AdamConfig)
+def _optimization_config_with(field_name, field_cls, configs_module):
+  """An OptimizationConfig subclass whose optimizer one-of sets a field.
+
+  What a user who adds an optimizer type writes, e.g. Model Garden's DETR.
+
+  Args:
+    field_name: the one-of field to add or replace.
+    field_cls: its config class.
+    configs_module: the optimization_config module to subclass from.
+
+  Returns:
+    The OptimizationConfig subclass.
+  """
+  one_of = dataclasses.make_dataclass(
+      'OptimizerConfig',
+      [(field_name, field_cls, dataclasses.field(default_factory=field_cls))],
+      bases=(configs_module.OptimizerConfig,))
+  return dataclasses.make_dataclass(
+      'OptimizationConfig',
+      [('optimizer', one_of, dataclasses.field(default_factory=one_of))],
+      bases=(configs_module.OptimizationConfig,))
 
 
-@dataclasses.dataclass
-class _MyAdamOptimization(optimization_config.OptimizationConfig):
-  optimizer: _MyAdamOneOf = dataclasses.field(default_factory=_MyAdamOneOf)
+_MyAdamOptimization = _optimization_config_with(
+    'my_adam', mg_optimizer_config.AdamConfig, optimization_config)
 
 
 @pytest.fixture(name='register')
@@ -303,16 +319,8 @@ class _LarsWithExtraField(mg_optimizer_config.LARSConfig):
   unknown_option: int = 3
 
 
-@dataclasses.dataclass
-class _ExtraFieldOneOf(mg_optimization_config.OptimizerConfig):
-  lars: _LarsWithExtraField = dataclasses.field(
-      default_factory=_LarsWithExtraField)
-
-
-@dataclasses.dataclass
-class _ExtraFieldOptimization(mg_optimization_config.OptimizationConfig):
-  optimizer: _ExtraFieldOneOf = dataclasses.field(
-      default_factory=_ExtraFieldOneOf)
+_ExtraFieldOptimization = _optimization_config_with(
+    'lars', _LarsWithExtraField, mg_optimization_config)
 
 
 def test_unknown_lars_field_is_a_value_error_naming_it():
