@@ -1,4 +1,4 @@
-"""End-to-end: Model Garden's NLP experiments through `python -m official_ext.train`.
+"""End-to-end: a Model Garden NLP experiment through official_ext.train.
 
 A 1-layer BERT `bert/sentence_prediction` trains with `optimizer.type: lars`
 on a few random token sequences written as TFRecords in the format of Model

@@ -1,4 +1,4 @@
-"""Makes a Model Garden task build official_ext's LARS for `optimizer.type: lars`.
+"""Makes Model Garden tasks build official_ext's LARS for `type: lars`.
 
 `Task.create_optimizer` (official/core/base_task.py) builds the optimizer with
 Model Garden's OptimizerFactory, whose `lars` is Model Garden's LARS.

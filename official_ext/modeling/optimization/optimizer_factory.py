@@ -56,8 +56,8 @@ class OptimizerClasses(collections.abc.Mapping):
     """Initializes the view.
 
     Args:
-      model_garden_classes: one of Model Garden's registries, e.g.
-        `official.modeling.optimization.optimizer_factory.LEGACY_OPTIMIZERS_CLS`.
+      model_garden_classes: one of Model Garden's registries, e.g. its
+        optimizer_factory's `LEGACY_OPTIMIZERS_CLS`.
     """
     self._model_garden_classes = model_garden_classes
 
