@@ -18,7 +18,7 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parent.parent
 # The repository's Python code: each .py file under these directories belongs
 # to a Bazel target, and imports from them are deps.
-FIRST_PARTY_DIRS = ('official_ext', 'tests', 'experiments')
+FIRST_PARTY_DIRS = ('official_ext', 'tests')
 PYTHON_RULES = ('py_binary', 'py_library', 'py_test', 'pytest_test')
 # Deps that tools/pytest.bzl adds to every pytest_test.
 IMPLICIT_DEPS = {'pytest_test': frozenset({'//tests:conftest'})}
