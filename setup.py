@@ -17,6 +17,7 @@ setuptools.setup(
         'absl-py>=1.4.0',
         'scikit-learn>=1.3',
         'numpy',
+        'matplotlib',  # the large-batch study's plot
     ],
     extras_require={
         'test': ['pytest>=8'],

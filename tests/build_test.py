@@ -7,23 +7,31 @@ real Bazel, offline (tools/bazel_check.sh).
 """
 import ast
 import dataclasses
+import importlib.machinery
+import importlib.util
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
-from typing import Dict, FrozenSet, List, Optional
+from typing import Dict, FrozenSet, List, Mapping, Optional
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 # The repository's Python code: each .py file under these directories belongs
 # to a Bazel target, and imports from them are deps.
-FIRST_PARTY_DIRS = ('official_ext', 'tests', 'experiments')
+FIRST_PARTY_DIRS = ('official_ext', 'tests')
 PYTHON_RULES = ('py_binary', 'py_library', 'py_test', 'pytest_test')
 # Deps that tools/pytest.bzl adds to every pytest_test.
 IMPLICIT_DEPS = {'pytest_test': frozenset({'//tests:conftest'})}
 # Lacks its dep by design: tools/bazel_check.sh checks that it fails.
 MISSING_DEPS_BY_DESIGN = ('//tools/bazel_selftest:undeclared_dep_test',)
+# Set to 1 (as .ci/run does), a machine that cannot run the Bazel check fails
+# test_bazel_check_passes instead of skipping it.
+REQUIRE_BAZEL = 'OFFICIAL_EXT_REQUIRE_BAZEL'
+# tools/bazel_env.sh installs Bazel and buildifier here with npm.
+BAZEL_TOOLS = REPO / '.bazel_tools' / 'node_modules' / '@bazel'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,8 +270,103 @@ def test_expected_deps_resolve_modules_packages_and_relative_imports(
   assert targets['//official_ext/a:c'].deps == {'//official_ext/a:b'}
 
 
+def bazel_check_skip_reason(environ: Mapping[str, str],
+                            bazel_tools: pathlib.Path) -> Optional[str]:
+  """Why the Bazel check cannot run here, or None if it can (or must).
+
+  Args:
+    environ: the environment (PATH, OFFICIAL_EXT_REQUIRE_BAZEL).
+    bazel_tools: where tools/bazel_env.sh installs Bazel and buildifier.
+
+  Returns:
+    The one-line reason to skip, if Bazel is not installed, npm (which
+    installs it) is not on PATH and the check is not required.
+  """
+  if environ.get(REQUIRE_BAZEL) == '1' or bazel_tools.is_dir():
+    return None
+  if shutil.which('npm', path=environ.get('PATH', '')) is not None:
+    return None
+  return ('Bazel check skipped: npm not found (needed to install Bazel and '
+          f'buildifier); set {REQUIRE_BAZEL}=1 to make this a failure')
+
+
+@pytest.mark.parametrize('required, installed, npm_on_path, skipped', [
+    ('', False, False, True),
+    ('1', False, False, False),
+    ('', True, False, False),
+    ('', False, True, False),
+])
+def test_bazel_check_skips_only_without_npm_unless_required(
+    tmp_path, required, installed, npm_on_path, skipped):
+  bin_dir = tmp_path / 'bin'
+  bin_dir.mkdir()
+  if npm_on_path:
+    (bin_dir / 'npm').write_text('#!/bin/sh\n')
+    (bin_dir / 'npm').chmod(0o755)
+  bazel_tools = tmp_path / 'bazel_tools'
+  if installed:
+    bazel_tools.mkdir()
+
+  reason = bazel_check_skip_reason(
+      {'PATH': str(bin_dir), REQUIRE_BAZEL: required}, bazel_tools)
+
+  if skipped:
+    assert reason == (
+        'Bazel check skipped: npm not found (needed to install Bazel and '
+        'buildifier); set OFFICIAL_EXT_REQUIRE_BAZEL=1 to make this a failure')
+  else:
+    assert reason is None
+
+
+def _pytest_runner():
+  """tools/pytest_runner.py as a module (tools/ is no Python package)."""
+  spec = importlib.util.spec_from_file_location(
+      'pytest_runner', REPO / 'tools' / 'pytest_runner.py')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_runner_drops_finders_that_import_official_ext_from_elsewhere(
+    tmp_path):
+  runfiles = tmp_path / 'runfiles'
+  (runfiles / 'official_ext').mkdir(parents=True)
+  (runfiles / 'official_ext' / '__init__.py').write_text('')
+  checkout = tmp_path / 'checkout'
+  (checkout / 'official_ext').mkdir(parents=True)
+  (checkout / 'official_ext' / '__init__.py').write_text('')
+
+  def finder_of(package_dir):
+    """A finder like setuptools' editable hook, mapping official_ext there."""
+
+    class Finder:
+
+      @classmethod
+      def find_spec(cls, fullname, path=None, target=None):
+        del path, target
+        if fullname != 'official_ext':
+          return None
+        return importlib.util.spec_from_file_location(
+            fullname, package_dir / 'official_ext' / '__init__.py')
+
+    return Finder
+
+  editable_hook = finder_of(checkout)
+  runfiles_finder = finder_of(runfiles)
+  standard = [importlib.machinery.BuiltinImporter,
+              importlib.machinery.PathFinder]
+
+  kept = _pytest_runner().without_outside_finders(
+      [*standard, editable_hook, runfiles_finder], str(runfiles))
+
+  assert kept == [*standard, runfiles_finder]
+
+
 @pytest.mark.bazel
 def test_bazel_check_passes():
+  reason = bazel_check_skip_reason(os.environ, BAZEL_TOOLS)
+  if reason:
+    pytest.skip(reason)
   # Bazel runs tests with the `python3` it finds on PATH: make that the
   # interpreter running this test, whose environment has the third-party
   # packages.

@@ -18,7 +18,6 @@ import dataclasses
 from typing import List, Optional, Tuple
 
 import numpy as np
-from sklearn import datasets
 import tensorflow as tf
 import tf_keras
 
@@ -28,10 +27,11 @@ from official.core import exp_factory
 from official.core import task_factory
 from official.modeling import hyperparams
 
+from official_ext.experiments import digits_data
 from official_ext.experiments import lars_optimization
 
-NUM_CLASSES = 10
-IMAGE_SIZE = 8
+NUM_CLASSES = digits_data.NUM_CLASSES
+IMAGE_SIZE = digits_data.IMAGE_SIZE
 VALIDATION_EXAMPLES = 360
 # Seeds the train/validation split, which must not change between runs.
 _SPLIT_SEED = 0
@@ -75,12 +75,11 @@ def load_split(is_training: bool) -> Tuple[np.ndarray, np.ndarray]:
   Returns:
     float32 images of shape [N, 8, 8, 1] scaled to [0, 1], int32 labels [N].
   """
-  digits = datasets.load_digits()
-  order = np.random.RandomState(_SPLIT_SEED).permutation(len(digits.target))
+  images, labels = digits_data.load_digits()
+  order = np.random.RandomState(_SPLIT_SEED).permutation(len(labels))
   split = (order[VALIDATION_EXAMPLES:] if is_training
            else order[:VALIDATION_EXAMPLES])
-  images = (digits.images[split] / 16.0).astype(np.float32)[..., np.newaxis]
-  return images, digits.target[split].astype(np.int32)
+  return images[split][..., np.newaxis], labels[split]
 
 
 def build_convnet(model_config: DigitsConvNet) -> tf_keras.Model:

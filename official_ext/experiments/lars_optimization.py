@@ -20,7 +20,9 @@ def lars_with_warmup_and_polynomial_decay(
   `warmup_steps`, then decays as
   `(base - end) * (1 - (step - warmup_steps) / decay_steps)**power + end`.
   Batch normalization and bias variables get neither weight decay nor layer
-  adaptation.
+  adaptation. LARS telemetry is on, so that the trust ratio, norms and local
+  learning rate of every variable are in TensorBoard (`lars/...` under
+  `model_dir/train`) without a flag.
 
   Args:
     base_learning_rate: the learning rate at the end of the warmup.
@@ -44,6 +46,7 @@ def lars_with_warmup_and_polynomial_decay(
               'weight_decay_rate': weight_decay_rate,
               'exclude_from_weight_decay': list(BATCH_NORM_AND_BIAS),
               'exclude_from_layer_adaptation': list(BATCH_NORM_AND_BIAS),
+              'telemetry': True,
           },
       },
       'learning_rate': {

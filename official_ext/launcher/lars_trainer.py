@@ -16,7 +16,17 @@ Orbit's Controller runs the loop inside its train summary writer
 at that interval, without being printed with the loop's logs. They are read
 from the optimizer after the loop: the training step's graph holds no
 summary op.
+
+Every training loop also ends with one log line of its train outputs,
+`train | step: 100 | accuracy: 0.99, learning_rate: 2.1, training_loss: 0.04`:
+Orbit's Controller logs them after `output:` with `pprint`, which moves them to
+the following lines once they are longer than 80 characters (Model Garden's
+accuracy, learning rate and training loss as numpy scalars already are), so
+the Controller's own line ends with an empty `output:`.
 """
+from typing import Any, Mapping
+
+from absl import logging
 import tensorflow as tf
 
 from official_ext.launcher import exclusion_report
@@ -35,10 +45,26 @@ class Trainer(resumable_trainer.Trainer):
       exclusion_report.log_exclusion_report(self.model, self.optimizer)
 
   def train_loop_end(self):
-    """Model Garden's train logs; writes LARS telemetry when it is recorded."""
+    """Model Garden's train logs, also logged on one line; LARS telemetry."""
     logs = super().train_loop_end()
+    logging.info('%s', one_line_train_logs(int(self.global_step.numpy()), logs))
     if (self._lars is not None and self._lars.telemetry and
         tf.summary.should_record_summaries()):
       for tag, value in self._lars.telemetry_scalars().items():
         tf.summary.scalar(tag, value)
     return logs
+
+
+def one_line_train_logs(step: int, logs: Mapping[str, Any]) -> str:
+  """`train | step: <step> | name: value, ...`, names sorted, values as %.6g.
+
+  Args:
+    step: the global step at the end of the loop.
+    logs: the loop's scalar train outputs (tensors or numbers).
+
+  Returns:
+    The log line.
+  """
+  outputs = ', '.join(f'{name}: {float(value):.6g}'
+                      for name, value in sorted(logs.items()))
+  return f'train | step: {step:6d} | {outputs}'

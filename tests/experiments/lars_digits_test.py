@@ -1,5 +1,12 @@
-"""Tests for the lars_digits experiment: data, model, loss and schedule."""
+"""Tests for the lars_digits experiment: data, model, loss, schedule, logs."""
+import glob
+import os
+import re
+import subprocess
+import sys
+
 import numpy as np
+import pytest
 from sklearn import datasets
 import tensorflow as tf
 import tf_keras
@@ -120,3 +127,46 @@ def test_initial_weights_are_seeded_and_batch_norm_synchronized():
   norms = [layer for layer in lars_digits.build_convnet(config).layers
            if isinstance(layer, tf_keras.layers.BatchNormalization)]
   assert len(norms) == 2 and all(layer.synchronized for layer in norms)
+
+
+def _summaries(model_dir):
+  """{(tag, step): value} of the train summaries in `model_dir`/train."""
+  values = {}
+  for path in glob.glob(os.path.join(model_dir, 'train', 'events.out.*')):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        values[value.tag, event.step] = float(
+            tf.make_ndarray(value.tensor))
+  return values
+
+
+@pytest.mark.e2e
+def test_demo_logs_its_loss_every_loop_and_records_telemetry(tmp_path):
+  model_dir = str(tmp_path / 'model_dir')
+  process = subprocess.run(
+      [sys.executable, '-m', 'official_ext.train', '--experiment=lars_digits',
+       '--mode=train', f'--model_dir={model_dir}',
+       '--params_override=trainer.train_steps=4,trainer.steps_per_loop=2,'
+       'trainer.summary_interval=2,trainer.checkpoint_interval=4,'
+       'task.train_data.global_batch_size=32'],
+      capture_output=True, text=True, check=False)
+  assert process.returncode == 0, process.stderr[-5000:]
+
+  logged_losses = {
+      int(step): float(loss) for step, loss in re.findall(
+          r'train \| step: +(\d+) \| .*\btraining_loss: (\S+)$',
+          process.stderr, re.MULTILINE)}
+  summaries = _summaries(model_dir)
+  # Every loop's line carries the loss the train summaries recorded.
+  assert sorted(logged_losses) == [2, 4]
+  for step, loss in logged_losses.items():
+    assert loss == pytest.approx(summaries['training_loss', step], rel=1e-5)
+  # Telemetry is on by default: 4 scalars per trainable variable (8 in the
+  # digits convnet), at each summary step.
+  for step in (2, 4):
+    lars_tags = [tag for tag, at in summaries
+                 if at == step and tag.startswith('lars/')]
+    assert len(lars_tags) == 8 * 4
+    trust_ratios = [summaries[tag, step] for tag in lars_tags
+                    if tag.endswith('/trust_ratio')]
+    assert len(trust_ratios) == 8 and all(r > 0 for r in trust_ratios)

@@ -26,3 +26,4 @@ def test_schedule_and_lars_settings():
   assert optimizer.exclude_from_weight_decay == ['batch_normalization', 'bias']
   assert optimizer.exclude_from_layer_adaptation == [
       'batch_normalization', 'bias']
+  assert optimizer.telemetry

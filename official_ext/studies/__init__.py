@@ -1,0 +1,1 @@
+"""Research studies run with official_ext's optimizers (not experiments)."""
