@@ -27,6 +27,7 @@ the Controller's own line ends with an empty `output:`.
 from typing import Any, Mapping
 
 from absl import logging
+import orbit
 import tensorflow as tf
 
 from official_ext.launcher import exclusion_report
@@ -60,11 +61,13 @@ def one_line_train_logs(step: int, logs: Mapping[str, Any]) -> str:
 
   Args:
     step: the global step at the end of the loop.
-    logs: the loop's scalar train outputs (tensors or numbers).
+    logs: the loop's scalar train outputs (tensors, variables or numbers:
+      with a constant learning rate, Model Garden logs the optimizer's
+      learning-rate variable, a MirroredVariable under MirroredStrategy).
 
   Returns:
     The log line.
   """
-  outputs = ', '.join(f'{name}: {float(value):.6g}'
+  outputs = ', '.join(f'{name}: {float(orbit.utils.get_value(value)):.6g}'
                       for name, value in sorted(logs.items()))
   return f'train | step: {step:6d} | {outputs}'

@@ -14,6 +14,7 @@ from official.core import train_utils as mg_train_utils
 from official_ext import experiments  # pylint: disable=unused-import
 from official_ext.launcher import experiment_runner
 from official_ext.launcher import config_parsing
+from official_ext.launcher import lars_trainer
 from official_ext.modeling.optimization import lars
 
 LARS = 'trainer.optimizer_config.optimizer.lars'
@@ -147,3 +148,13 @@ def test_telemetry_stays_out_of_the_printed_train_logs(telemetry_run):
   loop_logs = [r.getMessage() for r in records
                if 'train | step:' in r.getMessage()]
   assert loop_logs and not any('lars/' in message for message in loop_logs)
+
+
+def test_one_line_train_logs_reads_a_mirrored_learning_rate_variable():
+  # With a constant learning rate, Model Garden's train logs hold the
+  # optimizer's learning-rate variable itself.
+  with tf.distribute.MirroredStrategy(['/cpu:0']).scope():
+    learning_rate = tf.Variable(0.25)
+  line = lars_trainer.one_line_train_logs(
+      7, {'training_loss': tf.constant(1.5), 'learning_rate': learning_rate})
+  assert line == 'train | step:      7 | learning_rate: 0.25, training_loss: 1.5'
