@@ -4,356 +4,34 @@ A drop-in replacement for Model Garden's `official.modeling.optimization.lars.
 LARS`: same constructor, defaults and update rule, with its defects fixed (see
 the README's table of differences) and a faster update.
 
-The math lives in the small pure functions below, which tests call on plain
-tensors; `LARS` is a thin stateful shell that wires them to slots and to
-TensorFlow's fused momentum kernel.
+The math lives in `lars_math`, the traced per-variable update in
+`lars_update`; `LARS` is a thin stateful shell that wires them to slots.
 
 Beyond Model Garden, and off by default: the trust-ratio variants of the
-published implementations (`TrustRatioOptions`), exclusion selectors that do
-not depend on how a framework names variables (rank ≤ 1, normalization layers,
-exact names), and per-variable telemetry (trust ratio, ‖w‖, ‖g‖, local
-learning rate) for TensorBoard.
+published implementations (`lars_math.TrustRatioOptions`), exclusion
+selectors that do not depend on how a framework names variables (rank ≤ 1,
+normalization layers, exact names), and per-variable telemetry (trust ratio,
+‖w‖, ‖g‖, local learning rate) for TensorBoard.
 """
 
-import dataclasses
-import functools
 import math
 import re
-from typing import (Any, Callable, Dict, FrozenSet, Iterable, List, Mapping,
-                    Optional, Sequence, Text, Tuple)
+from typing import (Any, Dict, FrozenSet, Iterable, List, Mapping, Optional,
+                    Sequence, Text, Tuple)
 
 import tensorflow as tf
 import tf_keras
 from tf_keras.src.optimizers.legacy import optimizer_v2
 
+from official_ext.modeling.optimization import lars_math
+from official_ext.modeling.optimization import lars_options
+from official_ext.modeling.optimization import lars_update
 from official_ext.modeling.optimization import lr_serialization
 
-_HALF_DTYPES = (tf.float16, tf.bfloat16)
-
-# `trust_ratio_denominator` values: ‖g + λw‖ (Model Garden, optax) or
-# ‖g‖ + λ‖w‖ (the paper, MLPerf, Apex LARC, timm).
-MODEL_GARDEN_DENOMINATOR = 'model_garden'
-PAPER_DENOMINATOR = 'paper'
-TRUST_RATIO_DENOMINATORS = (MODEL_GARDEN_DENOMINATOR, PAPER_DENOMINATOR)
-
-# What telemetry records per variable after each step, in this order.
-TELEMETRY_FIELDS = ('trust_ratio', 'weight_norm', 'gradient_norm',
-                    'learning_rate')
-
-
-def weight_decayed_gradient(grad: tf.Tensor, param: tf.Tensor,
-                            weight_decay_rate: tf.Tensor) -> tf.Tensor:
-  """Adds L2 weight decay to a gradient: `g + λ·w`.
-
-  You, Gitman & Ginsburg 2017 (arXiv 1708.03888), Algorithm 1; Model Garden's
-  `lars.py` adds it before the norms, so the trust ratio sees the decayed
-  gradient.
-
-  Args:
-    grad: gradient `g`.
-    param: variable value `w`.
-    weight_decay_rate: `λ`.
-
-  Returns:
-    `g + λ·w`.
-  """
-  return grad + weight_decay_rate * param
-
-
-def l2_norm(x: tf.Tensor) -> tf.Tensor:
-  """Euclidean norm over all elements, in float32 for half-precision input.
-
-  Computed as `sqrt(x·x)` with one matrix-vector product over the flattened
-  tensor: a single read of `x`, no materialized `x²`, and supported by XLA
-  (unlike `EuclideanNorm`). float16 and bfloat16 values are upcast so that
-  sums over millions of elements neither overflow nor lose precision.
-
-  Args:
-    x: a tensor of any rank, known or not.
-
-  Returns:
-    A scalar `‖x‖₂` (float32 for half-precision `x`, else `x.dtype`).
-  """
-  if x.dtype in _HALF_DTYPES:
-    x = tf.cast(x, tf.float32)
-  flat = tf.reshape(x, [1, -1])
-  return tf.sqrt(tf.squeeze(tf.matmul(flat, flat, transpose_b=True)))
-
-
-def norm_dtype(dtype: tf.DType) -> tf.DType:
-  """The dtype `l2_norm` returns for tensors of `dtype`."""
-  return tf.float32 if dtype in _HALF_DTYPES else dtype
-
-
-def trust_ratio(param_norm: tf.Tensor, update_norm: tf.Tensor,
-                eeta: tf.Tensor, epsilon: float = 0.0) -> tf.Tensor:
-  """The layer-wise trust ratio `η·‖w‖/(‖u‖ + ε)`, or 1 where a norm is 0.
-
-  You et al. 2017, eq. (6) without the weight-decay term in the denominator
-  (the update `u` already holds it), exactly as Model Garden's `lars.py`,
-  including its guard: a zero weight or zero update norm gives ratio 1. With
-  `ε > 0` it is optax's `scale_by_trust_ratio(trust_coefficient=η, eps=ε)`
-  (same guard), which `optax.lars` applies to `g + λw`.
-
-  Args:
-    param_norm: `‖w‖`.
-    update_norm: `‖u‖`, the norm of the (decayed) gradient for classic
-      momentum or of the momentum update for popular momentum.
-    eeta: the LARS coefficient `η`.
-    epsilon: `ε`, added to the denominator; 0 adds nothing.
-
-  Returns:
-    The trust ratio, a scalar.
-  """
-  both_positive = tf.minimum(param_norm, update_norm) > 0
-  denominator = update_norm + epsilon if epsilon else update_norm
-  return tf.where(both_positive, eeta * param_norm / denominator,
-                  tf.ones_like(param_norm))
-
-
-def paper_trust_ratio(param_norm: tf.Tensor, grad_norm: tf.Tensor,
-                      eeta: tf.Tensor,
-                      weight_decay_rate: Optional[tf.Tensor],
-                      epsilon: float = 0.0) -> tf.Tensor:
-  """The trust ratio `η·‖w‖/(‖g‖ + λ‖w‖ + ε)`, or 1 where a norm is 0.
-
-  You et al. 2017, eq. (6), with the raw gradient `g`. The same formula and
-  guard (ratio 1 if `‖w‖ = 0` or `‖g‖ = 0`) as the MLPerf reference
-  (mlcommons/training `image_classification/tensorflow2/lars_optimizer.py`,
-  `compute_lr`) and timm's `Lars`; Apex's `LARC` computes the same ratio.
-
-  Args:
-    param_norm: `‖w‖`.
-    grad_norm: `‖g‖`, the norm of the gradient before weight decay.
-    eeta: the LARS coefficient `η`.
-    weight_decay_rate: `λ`, or None for a variable without weight decay.
-    epsilon: `ε`, added to the denominator; 0 adds nothing.
-
-  Returns:
-    The trust ratio, a scalar.
-  """
-  both_positive = tf.minimum(param_norm, grad_norm) > 0
-  denominator = grad_norm
-  if weight_decay_rate is not None:
-    denominator += tf.cast(weight_decay_rate, param_norm.dtype) * param_norm
-  if epsilon:
-    denominator += epsilon
-  return tf.where(both_positive, eeta * param_norm / denominator,
-                  tf.ones_like(param_norm))
-
-
-def larc_clipped_trust_ratio(ratio: tf.Tensor,
-                             learning_rate: tf.Tensor) -> tf.Tensor:
-  """LARC clipping: `min(ratio / lr, 1)`, so the local rate is `min(ratio, lr)`.
-
-  NVIDIA Apex `LARC(clip=True)` and timm `Lars(trust_clip=True)`: the trust
-  ratio is read as a learning rate of its own and the local rate never exceeds
-  the global one. With `lr = 0` the factor is 1 (the local rate is 0 anyway).
-
-  Args:
-    ratio: the trust ratio.
-    learning_rate: the global learning rate.
-
-  Returns:
-    The factor that multiplies the global learning rate, in `ratio`'s dtype.
-  """
-  learning_rate = tf.cast(learning_rate, ratio.dtype)
-  return tf.where(learning_rate > 0,
-                  tf.minimum(ratio / learning_rate, tf.ones_like(ratio)),
-                  tf.ones_like(ratio))
-
-
-@dataclasses.dataclass(frozen=True)
-class TrustRatioOptions:
-  """How the trust ratio is computed; the defaults are Model Garden's.
-
-  Hashable: a key of `variable_update_function`, so each combination is
-  traced once and the defaults trace exactly Model Garden's math.
-
-  Attributes:
-    denominator: `'model_garden'` for `η‖w‖/‖g + λw‖` (`trust_ratio`) or
-      `'paper'` for `η‖w‖/(‖g‖ + λ‖w‖)` (`paper_trust_ratio`).
-    epsilon: `ε` added to the denominator.
-    trust_clip: LARC clipping (`larc_clipped_trust_ratio`).
-    max_trust_ratio: upper bound on the factor that multiplies the learning
-      rate, applied last; None for no bound.
-  """
-  denominator: str = MODEL_GARDEN_DENOMINATOR
-  epsilon: float = 0.0
-  trust_clip: bool = False
-  max_trust_ratio: Optional[float] = None
-
-
-def layer_trust_ratio(param_norm: tf.Tensor, denominator_norm: tf.Tensor,
-                      eeta: tf.Tensor, learning_rate: tf.Tensor,
-                      options: TrustRatioOptions,
-                      weight_decay_rate: Optional[tf.Tensor] = None
-                     ) -> tf.Tensor:
-  """The factor that multiplies the global learning rate of an adapted layer.
-
-  Args:
-    param_norm: `‖w‖`.
-    denominator_norm: `‖u‖` for the Model Garden denominator (see
-      `trust_ratio`), `‖g‖` for the paper's (see `paper_trust_ratio`).
-    eeta: the LARS coefficient `η`.
-    learning_rate: the global learning rate (used by LARC clipping).
-    options: the variant.
-    weight_decay_rate: `λ` for the paper's denominator, None when the
-      variable gets no weight decay; unused by Model Garden's.
-
-  Returns:
-    The trust ratio, clipped and bounded as `options` says.
-  """
-  if options.denominator == PAPER_DENOMINATOR:
-    ratio = paper_trust_ratio(param_norm, denominator_norm, eeta,
-                              weight_decay_rate, options.epsilon)
-  else:
-    ratio = trust_ratio(param_norm, denominator_norm, eeta, options.epsilon)
-  if options.trust_clip:
-    ratio = larc_clipped_trust_ratio(ratio, learning_rate)
-  if options.max_trust_ratio is not None:
-    ratio = tf.minimum(ratio, tf.constant(options.max_trust_ratio, ratio.dtype))
-  return ratio
-
-
-def layer_adapted_learning_rate(learning_rate: tf.Tensor,
-                                ratio: tf.Tensor) -> tf.Tensor:
-  """The local learning rate `lr · ratio`, in `learning_rate`'s dtype.
-
-  Args:
-    learning_rate: the global learning rate, in the variable's dtype.
-    ratio: the trust ratio (float32 for half-precision variables).
-
-  Returns:
-    The local learning rate.
-  """
-  return learning_rate * tf.cast(ratio, learning_rate.dtype)
-
-
-def popular_momentum(velocity: tf.Tensor, grad: tf.Tensor,
-                     momentum: tf.Tensor,
-                     nesterov: bool) -> Tuple[tf.Tensor, tf.Tensor]:
-  """Momentum applied before the learning rate ("popular" momentum).
-
-  `v' = m·v + g`; the update is `v'`, or `m·v' + g` with Nesterov
-  (Sutskever et al. 2013), as in Model Garden's `lars.py` with
-  `classic_momentum=False`.
-
-  Args:
-    velocity: the momentum slot `v`.
-    grad: the (decayed) gradient `g`.
-    momentum: `m`.
-    nesterov: whether to use Nesterov momentum.
-
-  Returns:
-    `(v', update)`; the variable then moves by `-local_lr · update`.
-  """
-  next_velocity = momentum * velocity + grad
-  if nesterov:
-    return next_velocity, momentum * next_velocity + grad
-  return next_velocity, next_velocity
-
-
-@functools.lru_cache(maxsize=None)
-def variable_update_function(
-    dtype: tf.DType,
-    decay: bool,
-    adapt: bool,
-    classic_momentum: bool,
-    nesterov: bool,
-    options: TrustRatioOptions = TrustRatioOptions(),
-    telemetry: bool = False) -> Callable[..., tf.Tensor]:
-  """The whole LARS update of one variable, as one traced-once function.
-
-  Calling a `tf.function` from the optimizer's apply step adds one call op
-  per variable to the caller's graph instead of the dozen ops the update is
-  made of; the body is traced once per (dtype, options) for variables of
-  every shape, and the runtime inlines it before execution. This keeps the
-  traced graph, and its tracing time, close to momentum SGD's for models with
-  thousands of variables. Options that are off add no op.
-
-  Args:
-    dtype: the variable's dtype.
-    decay: whether the variable gets weight decay.
-    adapt: whether the variable gets layer-wise adaptation.
-    classic_momentum: classic (learning rate inside momentum) or popular.
-    nesterov: whether to use Nesterov momentum.
-    options: the trust-ratio variant.
-    telemetry: whether the update also writes `TELEMETRY_FIELDS` (float32)
-      into a `[4]` variable passed as a last argument.
-
-  Returns:
-    `update(var, velocity, grad, learning_rate, momentum, weight_decay_rate,
-    eeta[, telemetry_variable])` taking resource handles and scalars,
-    returning the local learning rate it applied.
-  """
-  scalar = tf.TensorSpec([], dtype)
-  signature = [
-      tf.TensorSpec([], tf.resource),  # variable
-      tf.TensorSpec([], tf.resource),  # momentum slot
-      tf.TensorSpec(None, dtype),  # dense gradient
-      scalar,  # learning rate
-      scalar,  # momentum
-      scalar,  # weight decay rate
-      tf.TensorSpec([], norm_dtype(dtype)),  # eeta
-  ]
-  paper = options.denominator == PAPER_DENOMINATOR
-
-  def update(var, velocity, grad, learning_rate, momentum, weight_decay_rate,
-             eeta, telemetry_variable=None):
-    param = tf.raw_ops.ReadVariableOp(resource=var, dtype=dtype)
-    raw_grad = grad
-    if decay:
-      grad = weight_decayed_gradient(grad, param, weight_decay_rate)
-    if classic_momentum:
-      direction = grad
-    else:
-      next_velocity, direction = popular_momentum(
-          tf.raw_ops.ReadVariableOp(resource=velocity, dtype=dtype), grad,
-          momentum, nesterov)
-    param_norm = l2_norm(param) if adapt or telemetry else None
-    direction_norm = l2_norm(direction) if adapt and not paper else None
-    grad_norm = None
-    if telemetry or (adapt and paper):
-      # Without decay, classic momentum's direction is the raw gradient.
-      reuse = direction_norm is not None and classic_momentum and not decay
-      grad_norm = direction_norm if reuse else l2_norm(raw_grad)
-    ratio = None
-    if adapt:
-      ratio = layer_trust_ratio(
-          param_norm, grad_norm if paper else direction_norm, eeta,
-          learning_rate, options, weight_decay_rate if decay else None)
-      learning_rate = layer_adapted_learning_rate(learning_rate, ratio)
-    if classic_momentum:
-      # With lr=1 and the pre-scaled gradient the fused kernel computes
-      # v ← m·v + lr·t·g and w ← w − v (Nesterov: w ← w − lr·t·g − m·v).
-      tf.raw_ops.ResourceApplyMomentum(
-          var=var, accum=velocity, lr=tf.constant(1, dtype),
-          grad=learning_rate * grad, momentum=momentum,
-          use_nesterov=nesterov)
-    else:
-      tf.raw_ops.AssignVariableOp(resource=velocity, value=next_velocity)
-      tf.raw_ops.ResourceApplyGradientDescent(var=var, alpha=learning_rate,
-                                              delta=direction)
-    if telemetry:
-      ratio = tf.ones_like(param_norm) if ratio is None else ratio
-      values = [ratio, param_norm, grad_norm, learning_rate]
-      tf.raw_ops.AssignVariableOp(
-          resource=telemetry_variable,
-          value=tf.stack([tf.cast(v, tf.float32) for v in values]))
-    return learning_rate
-
-  if telemetry:
-    signature.append(tf.TensorSpec([], tf.resource))
-    python_function = update
-  else:
-    def python_function(var, velocity, grad, learning_rate, momentum,
-                        weight_decay_rate, eeta):
-      return update(var, velocity, grad, learning_rate, momentum,
-                    weight_decay_rate, eeta)
-  return tf.function(
-      python_function, input_signature=signature, autograph=False,
-      experimental_attributes={'_noinline': True}).get_concrete_function()
+MODEL_GARDEN_DENOMINATOR = lars_options.MODEL_GARDEN_DENOMINATOR
+PAPER_DENOMINATOR = lars_options.PAPER_DENOMINATOR
+TRUST_RATIO_DENOMINATORS = lars_options.TRUST_RATIO_DENOMINATORS
+TELEMETRY_FIELDS = lars_update.TELEMETRY_FIELDS
 
 
 def _number(field: str, value: Any) -> float:
@@ -601,7 +279,7 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
       self.exclude_from_layer_adaptation = self.exclude_from_weight_decay
     else:
       self.exclude_from_layer_adaptation = self._layer_adaptation_argument
-    self.trust_ratio_options = TrustRatioOptions(
+    self.trust_ratio_options = lars_math.TrustRatioOptions(
         denominator=_check_denominator(trust_ratio_denominator),
         epsilon=_check_range('epsilon', epsilon, 0.0, math.inf,
                              low_inclusive=True),
@@ -768,13 +446,13 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
     apply_state[(var_device, var_dtype)].update(
         momentum=tf.constant(self.momentum, var_dtype),
         weight_decay_rate=tf.constant(self.weight_decay_rate, var_dtype),
-        eeta=tf.constant(self.eeta, norm_dtype(var_dtype)))
+        eeta=tf.constant(self.eeta, lars_math.norm_dtype(var_dtype)))
 
   def _resource_apply_dense(self, grad, handle, apply_state=None):
     var_device, var_dtype = handle.device, handle.dtype.base_dtype
     coefficients = ((apply_state or {}).get((var_device, var_dtype)) or
                     self._fallback_apply_state(var_device, var_dtype))
-    update = variable_update_function(
+    update = lars_update.variable_update_function(
         var_dtype, self.weight_decay_exclusion(handle) is None,
         self.layer_adaptation_exclusion(handle) is None,
         self.classic_momentum, self.nesterov, self.trust_ratio_options,
