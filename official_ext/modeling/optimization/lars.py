@@ -28,34 +28,8 @@ from official_ext.modeling.optimization import lars_options
 from official_ext.modeling.optimization import lars_update
 from official_ext.modeling.optimization import lr_serialization
 
-MODEL_GARDEN_DENOMINATOR = lars_options.MODEL_GARDEN_DENOMINATOR
-PAPER_DENOMINATOR = lars_options.PAPER_DENOMINATOR
-TRUST_RATIO_DENOMINATORS = lars_options.TRUST_RATIO_DENOMINATORS
+# What telemetry records per variable; public here for telemetry readers.
 TELEMETRY_FIELDS = lars_update.TELEMETRY_FIELDS
-
-
-def _number(field: str, value: Any) -> float:
-  """Returns `value` as a float, or raises TypeError naming `field`."""
-  if isinstance(value, bool) or not isinstance(value, (int, float)):
-    raise TypeError(f'LARS: {field} must be a number, got {value!r} '
-                    f'({type(value).__name__}).')
-  value = float(value)
-  if not math.isfinite(value):
-    raise ValueError(f'LARS: {field} must be finite, got {value!r}.')
-  return value
-
-
-def _check_range(field: str, value: Any, low: float, high: float,
-                 low_inclusive: bool, high_inclusive: bool = False) -> float:
-  """Returns `value` as a float after checking it lies in the given range."""
-  value = _number(field, value)
-  above_low = value >= low if low_inclusive else value > low
-  below_high = value <= high if high_inclusive else value < high
-  if not (above_low and below_high):
-    interval = (('[' if low_inclusive else '(') + f'{low}, {high}' +
-                (']' if high_inclusive else ')'))
-    raise ValueError(f'LARS: {field} must be in {interval}, got {value!r}.')
-  return value
 
 
 def _check_learning_rate(value: Any) -> Any:
@@ -64,61 +38,7 @@ def _check_learning_rate(value: Any) -> Any:
       or callable(value) or tf.is_tensor(value) or
       isinstance(value, tf.Variable)):
     return value
-  return _check_range('learning_rate', value, 0.0, math.inf,
-                      low_inclusive=True)
-
-
-def _check_bool(field: str, value: Any) -> bool:
-  if not isinstance(value, bool):
-    raise TypeError(f'LARS: {field} must be True or False, got {value!r}.')
-  return value
-
-
-def _check_strings(field: str, values: Optional[Sequence[Text]],
-                   what: str) -> Optional[List[Text]]:
-  """Validates None or a list of strings; a bare string is refused."""
-  if values is None:
-    return None
-  if isinstance(values, (str, bytes)):
-    raise TypeError(
-        f'LARS: {field} must be a list of {what}, got the bare string '
-        f'{values!r} (which would be read character by character); '
-        f'did you mean [{values!r}]?')
-  if not isinstance(values, (list, tuple)):
-    raise TypeError(f'LARS: {field} must be a list of {what}, got '
-                    f'{values!r} ({type(values).__name__}).')
-  for value in values:
-    if not isinstance(value, str):
-      raise TypeError(f'LARS: {field} must hold only strings, got {value!r} '
-                      f'({type(value).__name__}) in {list(values)!r}.')
-  return list(values)
-
-
-def _check_patterns(field: str,
-                    patterns: Optional[Sequence[Text]]) -> Optional[List[Text]]:
-  """Validates an exclusion list: None, or a list of valid regex strings."""
-  patterns = _check_strings(field, patterns, 'regex strings')
-  for pattern in patterns or ():
-    try:
-      re.compile(pattern)
-    except re.error as e:
-      raise ValueError(f'LARS: {field} holds an invalid regex {pattern!r}: '
-                       f'{e}.') from e
-  return patterns
-
-
-def _check_denominator(value: Any) -> str:
-  if value not in TRUST_RATIO_DENOMINATORS:
-    raise ValueError(f'LARS: trust_ratio_denominator must be one of '
-                     f'{TRUST_RATIO_DENOMINATORS}, got {value!r}.')
-  return value
-
-
-def _check_max_trust_ratio(value: Any) -> Optional[float]:
-  if value is None:
-    return None
-  return _check_range('max_trust_ratio', value, 0.0, math.inf,
-                      low_inclusive=False)
+  return lars_options.check_non_negative('learning_rate', value)
 
 
 def first_match(patterns: Optional[Sequence[Text]],
@@ -193,7 +113,7 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
                exclude_from_layer_adaptation: Optional[List[Text]] = None,
                name: Text = 'LARS',
                *,
-               trust_ratio_denominator: str = MODEL_GARDEN_DENOMINATOR,
+               trust_ratio_denominator: str = 'model_garden',
                epsilon: float = 0.0,
                trust_clip: bool = False,
                max_trust_ratio: Optional[float] = None,
@@ -253,63 +173,29 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
         list of regexes is expected).
       ValueError: an argument is out of range or a regex does not compile.
     """
-    if not isinstance(name, str):
-      raise TypeError(f'LARS: name must be a string, got {name!r}.')
+    # Every parameter besides learning_rate and kwargs is an option of
+    # lars_options.OPTIONS; a test checks the signature against it.
+    arguments = locals()
+    options = lars_options.check_options(
+        {name: arguments[name] for name in lars_options.OPTION_NAMES})
     learning_rate = _check_learning_rate(learning_rate)
-    momentum = _check_range('momentum', momentum, 0.0, 1.0, low_inclusive=True)
-    weight_decay_rate = _check_range('weight_decay_rate', weight_decay_rate,
-                                     0.0, math.inf, low_inclusive=True)
-    eeta = _check_range('eeta', eeta, 0.0, math.inf, low_inclusive=False)
-    for clip in ('clipnorm', 'clipvalue', 'global_clipnorm', 'decay'):
-      if kwargs.get(clip) is not None:
-        _check_range(clip, kwargs[clip], 0.0, math.inf, low_inclusive=True)
-    super().__init__(name, **kwargs)
+    for keras_argument in ('clipnorm', 'clipvalue', 'global_clipnorm',
+                           'decay'):
+      if kwargs.get(keras_argument) is not None:
+        lars_options.check_non_negative(keras_argument, kwargs[keras_argument])
+    super().__init__(options['name'], **kwargs)
     self._set_hyper('learning_rate', learning_rate)
     self._set_hyper('decay', self._initial_decay)
-    self.momentum = momentum
-    self.weight_decay_rate = weight_decay_rate
-    self.eeta = eeta
-    self.nesterov = _check_bool('nesterov', nesterov)
-    self.classic_momentum = _check_bool('classic_momentum', classic_momentum)
-    self.exclude_from_weight_decay = _check_patterns(
-        'exclude_from_weight_decay', exclude_from_weight_decay)
-    self._layer_adaptation_argument = _check_patterns(
-        'exclude_from_layer_adaptation', exclude_from_layer_adaptation)
-    if self._layer_adaptation_argument is None:
+    self._options = options
+    # Model Garden's LARS exposes its options as attributes.
+    for option_name, value in options.items():
+      if option_name != 'name':
+        setattr(self, option_name, value)
+    if self.exclude_from_layer_adaptation is None:
       self.exclude_from_layer_adaptation = self.exclude_from_weight_decay
-    else:
-      self.exclude_from_layer_adaptation = self._layer_adaptation_argument
     self.trust_ratio_options = lars_math.TrustRatioOptions(
-        denominator=_check_denominator(trust_ratio_denominator),
-        epsilon=_check_range('epsilon', epsilon, 0.0, math.inf,
-                             low_inclusive=True),
-        trust_clip=_check_bool('trust_clip', trust_clip),
-        max_trust_ratio=_check_max_trust_ratio(max_trust_ratio))
-    if (self.trust_ratio_options.denominator == PAPER_DENOMINATOR and
-        not self.classic_momentum):
-      raise ValueError(
-          "LARS: trust_ratio_denominator='paper' needs classic_momentum=True: "
-          'the paper and its reference implementations define it for the '
-          'gradient, not for a popular-momentum update.')
-    self.exclude_one_dimensional_from_weight_decay = _check_bool(
-        'exclude_one_dimensional_from_weight_decay',
-        exclude_one_dimensional_from_weight_decay)
-    self.exclude_one_dimensional_from_layer_adaptation = _check_bool(
-        'exclude_one_dimensional_from_layer_adaptation',
-        exclude_one_dimensional_from_layer_adaptation)
-    self.exclude_normalization_from_weight_decay = _check_bool(
-        'exclude_normalization_from_weight_decay',
-        exclude_normalization_from_weight_decay)
-    self.exclude_normalization_from_layer_adaptation = _check_bool(
-        'exclude_normalization_from_layer_adaptation',
-        exclude_normalization_from_layer_adaptation)
-    self.exclude_variables_from_weight_decay = _check_strings(
-        'exclude_variables_from_weight_decay',
-        exclude_variables_from_weight_decay, 'variable names')
-    self.exclude_variables_from_layer_adaptation = _check_strings(
-        'exclude_variables_from_layer_adaptation',
-        exclude_variables_from_layer_adaptation, 'variable names')
-    self.telemetry = _check_bool('telemetry', telemetry)
+        denominator=self.trust_ratio_denominator, epsilon=self.epsilon,
+        trust_clip=self.trust_clip, max_trust_ratio=self.max_trust_ratio)
     # Set by `set_normalization_variables`; None until then.
     self._normalization_names: Optional[FrozenSet[str]] = None
     # Variable key -> (variable name, [4] float32 telemetry variable). Not
@@ -487,34 +373,8 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
       learning_rate = lr_serialization.serialize_learning_rate(learning_rate)
     else:
       learning_rate = self._serialize_hyperparameter('learning_rate')
-    config.update({
-        'learning_rate': learning_rate,
-        'decay': self._initial_decay,
-        'momentum': self.momentum,
-        'weight_decay_rate': self.weight_decay_rate,
-        'eeta': self.eeta,
-        'nesterov': self.nesterov,
-        'classic_momentum': self.classic_momentum,
-        'exclude_from_weight_decay': self.exclude_from_weight_decay,
-        'exclude_from_layer_adaptation': self._layer_adaptation_argument,
-        'trust_ratio_denominator': self.trust_ratio_options.denominator,
-        'epsilon': self.trust_ratio_options.epsilon,
-        'trust_clip': self.trust_ratio_options.trust_clip,
-        'max_trust_ratio': self.trust_ratio_options.max_trust_ratio,
-        'exclude_one_dimensional_from_weight_decay':
-            self.exclude_one_dimensional_from_weight_decay,
-        'exclude_one_dimensional_from_layer_adaptation':
-            self.exclude_one_dimensional_from_layer_adaptation,
-        'exclude_normalization_from_weight_decay':
-            self.exclude_normalization_from_weight_decay,
-        'exclude_normalization_from_layer_adaptation':
-            self.exclude_normalization_from_layer_adaptation,
-        'exclude_variables_from_weight_decay':
-            self.exclude_variables_from_weight_decay,
-        'exclude_variables_from_layer_adaptation':
-            self.exclude_variables_from_layer_adaptation,
-        'telemetry': self.telemetry,
-    })
+    config.update(learning_rate=learning_rate, decay=self._initial_decay,
+                  **self._options)
     return config
 
   @classmethod
