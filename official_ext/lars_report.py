@@ -18,7 +18,8 @@ from absl import flags
 import gin
 
 from official.common import flags as tfm_flags
-# Registers the experiments of Model Garden's NLP and vision launchers, and official_ext's.
+# Registers the experiments of Model Garden's NLP and vision launchers, and
+# official_ext's.
 from official.common import registry_imports  # pylint: disable=unused-import
 from official_ext import experiments  # pylint: disable=unused-import
 from official_ext.launcher import exclusion_report
