@@ -10,8 +10,10 @@ before writing anything; the rows marked `launcher` run
 `python -m official_ext.train` itself (concurrently, once per module) and also
 check the exit code, the single line on stderr and that the model_dir of an
 earlier real run is unchanged, file by file (SHA-256 of the whole tree). The
-`training` row's launch starts training, which blows up: it must end in the
-same single line, with only finite checkpoints on disk.
+`setup` row's launch passes the checks but cannot start training: the same
+single line, model_dir unchanged. The `training` row's launch starts
+training, which blows up: it must end in the same single line, with only
+finite checkpoints on disk.
 """
 import dataclasses
 import hashlib
@@ -62,7 +64,9 @@ class Row:
     name: the test id.
     via: 'constructor' (LARS(**kwargs)), 'in_process'
       (`checked_configuration`), 'launcher' (`python -m official_ext.train`)
-      or 'training' (the launcher, whose training blows up).
+      'setup' (the launcher, which passes the checks but fails before the
+      first training step) or 'training' (the launcher, whose training blows
+      up).
     args: constructor kwargs, or flag name -> value. `{tmp}` in a value is the
       test's scratch directory, `{model_dir}` the model_dir's path.
     named: strings the one-line error must contain: the field and the value.
@@ -73,7 +77,7 @@ class Row:
   named: Tuple[str, ...]
 
 
-SUBPROCESS_VIAS = ('launcher', 'training')
+SUBPROCESS_VIAS = ('launcher', 'setup', 'training')
 
 
 def row(name, via, named, **args):
@@ -241,6 +245,12 @@ ROWS = [
     row('flag-model-dir-unwritable', 'launcher',
         ('--model_dir', '{tmp}/a_file/model', 'cannot be created'),
         model_dir='{tmp}/a_file/model'),
+    # Setting up training fails: the earlier run's checkpoints are of
+    # another model.
+    row('flag-model-dir-holds-another-model', 'setup',
+        ('--model_dir', '{model_dir}', 'training could not start',
+         'Shape mismatch'),
+        params_override='task.model.filters=[16,32]'),
     # Training that blows up (model_dir changes: training started).
     row('gin-training-blows-up', 'training',
         ('Training stopped at step ', "Model Garden's blow-up check",
@@ -428,9 +438,10 @@ def test_bad_input_is_refused(bad, tmp_path, clean_gin, request):
     _assert_one_error_line(returncode, stderr, bad, tmp)
     if bad.via == 'training':
       _assert_stopped_with_finite_checkpoints(stderr, tmp, before)
-    else:
+      return
+    if bad.via == 'launcher':
       assert 'Training with optimizer' not in stderr  # Refused before.
-      assert _snapshot(tmp) == before
+    assert _snapshot(tmp) == before
     return
 
   tmp = str(tmp_path)
