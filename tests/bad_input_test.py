@@ -183,7 +183,15 @@ ROWS = [
         params_override=('trainer.best_checkpoint_export_subdir=best,'
                          'trainer.best_checkpoint_eval_metric=accuracy,'
                          'trainer.best_checkpoint_metric_comp=bigger')),
-    # --params_override: learning rate schedules.
+    # --params_override: optimizer and learning rate schedules.
+    row('override-unset-optimizer-type', 'in_process',
+        ('trainer.optimizer_config.optimizer.type', 'got None',
+         'one of adafactor, '),
+        params_override='trainer.optimizer_config.optimizer.type=null'),
+    row('override-unset-learning-rate-type', 'in_process',
+        (f'{LR_FIELD}.type', 'got None', 'one of constant, cosine, '),
+        experiment='image_classification',
+        params_override='trainer.optimizer_config.optimizer.type=sgd'),
     row('override-zero-cosine-decay-steps', 'launcher',
         (f'{LR_FIELD}.cosine.decay_steps', 'a positive int', 'got 0'),
         params_override=(f'{LR_FIELD}.type=cosine,'
@@ -192,7 +200,8 @@ ROWS = [
     row('override-negative-warmup-steps', 'in_process',
         ('trainer.optimizer_config.warmup.linear.warmup_steps',
          'a positive int', 'got -5'),
-        params_override='trainer.optimizer_config.warmup.linear.warmup_steps=-5'),
+        params_override=('trainer.optimizer_config.warmup.linear.'
+                         'warmup_steps=-5')),
     row('override-decreasing-stepwise-boundaries', 'in_process',
         (f'{LR_FIELD}.stepwise.boundaries', 'strictly increasing',
          'got [10, 5]'),
@@ -403,7 +412,7 @@ def _assert_one_error_line(returncode: int, stderr: str, bad: Row, tmp: str):
 
 def _assert_stopped_with_finite_checkpoints(stderr: str, tmp: str,
                                             before: Dict[str, str]):
-  """Training ran, stopped, and left the earlier checkpoints plus finite ones."""
+  """Training ran, stopped, kept the earlier checkpoints, saved finite ones."""
   model_dir = os.path.join(tmp, 'model_dir')
   step = int(re.search(r'Training stopped at step (\d+):', stderr).group(1))
   latest = tf.train.latest_checkpoint(model_dir)

@@ -1,10 +1,14 @@
 """Checks every launcher input before anything is written to model_dir.
 
 `checked_configuration` is what `python -m official_ext.train` runs before it
-writes a file: it checks the flags, parses gin and the experiment config
-(`config_parsing.parse_configuration`), and checks the result. Every bad input
-raises `LaunchError`, whose message is one line naming the flag or config
-field and the bad value; the launcher prints it and exits non-zero.
+writes a file: it checks the flags and the files they name, parses gin and the
+experiment config (`config_parsing.parse_configuration`, with the learning
+rate schedules checked by `schedule_checks` before the optimizer is built),
+and checks the result against what Model Garden, Orbit and TensorFlow reject
+once training starts (trainer intervals and loop options, checkpoint
+settings, inputs). Every bad input raises `LaunchError`, whose message is one
+line naming the flag or config field, the bad value and what is accepted; the
+launcher prints it and exits non-zero.
 """
 import contextlib
 import os
@@ -330,6 +334,21 @@ def check_best_checkpoint_export(trainer: config_definitions.TrainerConfig):
            ' or '.join(BEST_CHECKPOINT_METRIC_COMPS))
 
 
+def check_optimizer_type(optimization_config: Any):
+  """Model Garden's OptimizerFactory needs an optimizer type (any mode).
+
+  Args:
+    optimization_config: the experiment's `trainer.optimizer_config`.
+
+  Raises:
+    LaunchError: the type is unset.
+  """
+  chosen = optimization_config.optimizer
+  choices = sorted(set(_fields(chosen)) - {'type'})
+  _check(chosen.type is not None, 'trainer.optimizer_config.optimizer.type',
+         chosen.type, f'one of {", ".join(choices)}')
+
+
 def check_experiment(params: config_definitions.ExperimentConfig, mode: str):
   """Checks the values Model Garden would only trip over after writing.
 
@@ -356,6 +375,7 @@ def check_experiment(params: config_definitions.ExperimentConfig, mode: str):
   _check(runtime.num_gpus is not None and runtime.num_gpus >= 0,
          'runtime.num_gpus', runtime.num_gpus, '>= 0')
   trainer = params.trainer
+  check_optimizer_type(trainer.optimizer_config)
   if 'train' in mode:
     check_training_loop(trainer)
   if mode == 'train_and_eval':

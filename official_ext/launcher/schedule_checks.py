@@ -18,10 +18,12 @@ rejects them up front, naming the dotted field:
   step_cosine_with_offset is NaN from its last boundary on (its last segment
   has length 0), so that boundary (plus `offset`) must be at or after
   `trainer.train_steps`.
-- Every field a schedule needs is set (`initial_learning_rate`,
-  `decay_rate`, ...): unset, it fails at the first step.
+- `learning_rate.type` is set, and every field a schedule needs
+  (`initial_learning_rate`, `decay_rate`, ...): unset, they fail when
+  training builds the schedule or at its first step.
 - Learning rates: finite and >= 0.
 """
+import dataclasses
 import math
 from typing import Any, Dict, Iterator, Optional, Tuple
 
@@ -94,6 +96,13 @@ def check_schedules(optimization_config: Any,
     ValueError: a one-line message naming the first bad field, its value and
       what is accepted.
   """
+  learning_rate = getattr(optimization_config, 'learning_rate', None)
+  if (isinstance(learning_rate, oneof.OneOfConfig) and
+      learning_rate.type is None):
+    choices = sorted(field.name for field in dataclasses.fields(learning_rate)
+                     if field.name != 'type')
+    _fail(f'{_OPTIMIZATION}.learning_rate.type', None,
+          f'one of {", ".join(choices)}')
   for name, schedule_type, config in chosen_schedules(optimization_config):
     fields = config.as_dict()
     for field in _REQUIRED:

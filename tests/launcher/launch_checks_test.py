@@ -16,6 +16,8 @@ import tensorflow as tf
 
 from official.core import config_definitions
 from official.core import train_utils as mg_train_utils
+from official.modeling.optimization import optimizer_factory as mg_optimizer_factory
+from official.modeling.optimization.configs import optimization_config as mg_optimization_config
 from official_ext.launcher import launch_checks
 
 
@@ -117,6 +119,16 @@ def test_best_checkpoint_check_matches_model_garden_exporter(comp, tmp_path):
                      best_checkpoint_metric_comp=comp)
   assert _refuses(launch_checks.check_best_checkpoint_export,
                   trainer) == exporter_fails
+
+
+@pytest.mark.parametrize('optimizer_type', [None, 'sgd'])
+def test_optimizer_type_check_matches_model_garden_factory(optimizer_type):
+  config = mg_optimization_config.OptimizationConfig({
+      'optimizer': {'type': optimizer_type},
+      'learning_rate': {'type': 'constant'}})
+  factory_fails = _fails(
+      lambda: mg_optimizer_factory.OptimizerFactory(config))
+  assert _refuses(launch_checks.check_optimizer_type, config) == factory_fails
 
 
 def test_a_directory_or_unreadable_file_is_refused_by_flag(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests for the learning rate schedule checks, against Model Garden's schedules.
+"""Tests of the learning rate schedule checks against Model Garden's schedules.
 
 Every schedule the checks refuse is also built with Model Garden's
 OptimizerFactory and evaluated: it fails, or gives a learning rate that is not
@@ -60,6 +60,9 @@ def _step_cosine(boundaries, values):
 
 
 BAD = [
+    pytest.param(_config({'type': None}),
+                 (f'{LR}.type', 'must be one of', 'cosine', 'got None'),
+                 id='unset-learning-rate-type'),
     pytest.param(_config(_cosine(decay_steps=0)),
                  (f'{LR}.cosine.decay_steps', 'positive int', 'got 0'),
                  id='cosine-zero-decay-steps'),
