@@ -6,8 +6,10 @@ NLP and vision experiments and official_ext's own) and writes `params.yaml`
 and the operative gin config to `--model_dir`. `LARS.<field>` gin bindings
 (`--gin_file`, `--gin_params`) override the experiment's LARS config after
 `--config_file` and `--params_override`. Bad input stops the launcher with a
-one-line error before it writes anything; a run that produces inf or NaN stops
-before its next checkpoint.
+one-line error before it writes anything; `params.yaml` and the gin config are
+written once the first training loop has run, so a launch that cannot start
+training leaves model_dir's files as they were; a run that blows up stops
+with a one-line error before its next checkpoint (docs/robustness.md).
 
   python -m official_ext.train --experiment=lars_digits \
       --mode=train_and_eval --model_dir=/tmp/lars_digits \
@@ -17,6 +19,7 @@ import sys
 
 from absl import app
 from absl import flags
+import tensorflow as tf
 
 from official.common import flags as tfm_flags
 # Registers what Model Garden's NLP and vision launchers register, and
@@ -29,6 +32,10 @@ from official_ext.launcher import experiment_runner
 from official_ext.launcher import launch_checks
 
 FLAGS = flags.FLAGS
+ERROR_PREFIX = 'official_ext.train: error: '
+# Errors of setting up training from a checked config: e.g. a checkpoint in
+# model_dir that does not fit the model, or input files that cannot be read.
+_SETUP_ERRORS = (ValueError, OSError, tf.errors.OpError)
 
 
 def main(_):
@@ -36,20 +43,24 @@ def main(_):
   try:
     params = launch_checks.checked_configuration(FLAGS)
   except launch_checks.LaunchError as e:
-    sys.exit(f'official_ext.train: error: {e}')
+    sys.exit(f'{ERROR_PREFIX}{e}')
   model_dir = FLAGS.model_dir
-  if 'train' in FLAGS.mode:
-    # As in Model Garden: pure eval jobs do not write params.yaml, so they
-    # cannot race a training job writing the same file.
-    atomic_files.save_params(params, model_dir)
-  atomic_files.save_gin_config(FLAGS.mode, model_dir)
+  # Written once training (or evaluation) has run its first loop.
+  run_files = atomic_files.RunFiles(params, FLAGS.mode, model_dir)
   try:
-    experiment_runner.run_experiment(params, FLAGS.mode, model_dir)
+    experiment_runner.run_experiment(params, FLAGS.mode, model_dir,
+                                     train_actions=[run_files],
+                                     eval_actions=[run_files])
   except finite_check.NonFiniteTrainingError as e:
-    sys.exit(f'official_ext.train: error: {e}')
+    sys.exit(f'{ERROR_PREFIX}{e}')
+  except _SETUP_ERRORS as e:
+    if run_files.saved:
+      raise
+    sys.exit(f'{ERROR_PREFIX}--model_dir={model_dir!r}: training could not '
+             f'start: {launch_checks.one_line(e)}')
   # Again: configurables first called during training join the operative
-  # config.
-  atomic_files.save_gin_config(FLAGS.mode, model_dir)
+  # config (and a run with nothing left to train still writes its files).
+  run_files.save()
 
 
 if __name__ == '__main__':

@@ -1,12 +1,16 @@
-"""Writes the launcher's files in model_dir atomically.
+"""Writes the launcher's files in model_dir atomically, once training runs.
 
 Each file is written to a temporary name and renamed over the target, so a
 launch killed at any moment leaves the previous file or the new one, never a
 truncated one. (TensorFlow's CheckpointManager writes checkpoints and their
-`checkpoint` index the same way.)
+`checkpoint` index the same way.) `RunFiles` writes `params.yaml` and the
+operative gin config only once the first training loop (or evaluation) has
+run, before Orbit saves the loop's checkpoint: a launch that fails while
+setting up, e.g. on a checkpoint in model_dir that does not fit the model,
+leaves model_dir as it was.
 """
 import os
-from typing import Callable
+from typing import Any, Callable
 
 from absl import logging
 import gin
@@ -60,3 +64,40 @@ def save_gin_config(mode: str, model_dir: str):
   logging.info('Saving gin configurations to %s', path)
   tf.io.gfile.makedirs(model_dir)
   write_text(path, gin.operative_config_str())
+
+
+class RunFiles:
+  """`params.yaml` and the operative gin config of a launch.
+
+  Used as an Orbit train and eval action: the first call (after the first
+  training loop or evaluation) saves them. `save()` saves them again, e.g. at
+  the end, when configurables first called during training have joined the
+  operative config.
+  """
+
+  def __init__(self, params: config_definitions.ExperimentConfig, mode: str,
+               model_dir: str):
+    """Initializes the files.
+
+    Args:
+      params: the experiment config.
+      mode: the --mode. As in Model Garden, only training modes write
+        `params.yaml`, so that an eval job cannot race a training job's.
+      model_dir: where they go.
+    """
+    self._params = params
+    self._mode = mode
+    self._model_dir = model_dir
+    self.saved = False
+
+  def __call__(self, unused_output: Any = None):
+    """Orbit action: saves the files unless they were saved already."""
+    if not self.saved:
+      self.save()
+
+  def save(self):
+    """Saves `params.yaml` (training modes) and the operative gin config."""
+    if 'train' in self._mode:
+      save_params(self._params, self._model_dir)
+    save_gin_config(self._mode, self._model_dir)
+    self.saved = True

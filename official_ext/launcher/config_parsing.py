@@ -200,7 +200,8 @@ class ExperimentParser(mg_train_utils.ExperimentParser):
 
 def parse_configuration(flags_obj,
                         lock_return: bool = True,
-                        print_return: bool = True
+                        print_return: bool = True,
+                        parser_cls: Type[ExperimentParser] = ExperimentParser
                        ) -> config_definitions.ExperimentConfig:
   """Model Garden's `parse_configuration` with official_ext's parser.
 
@@ -208,11 +209,12 @@ def parse_configuration(flags_obj,
     flags_obj: the absl FLAGS (or a `ParseConfigOptions`).
     lock_return: lock the returned config.
     print_return: log the returned config.
+    parser_cls: the parser, ExperimentParser or a subclass adding checks.
 
   Returns:
     The experiment config.
   """
-  params = ExperimentParser(flags_obj).parse()
+  params = parser_cls(flags_obj).parse()
   params.validate()
   if lock_return:
     params.lock()

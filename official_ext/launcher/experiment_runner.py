@@ -5,7 +5,8 @@ Trainer (a resumable training input resumes where it stopped; LARS gets the
 model for its normalization selectors, the exclusion report is logged, and
 LARS telemetry joins the train summaries, see `lars_trainer`) and, after
 Model Garden's own train actions, the check that no inf or NaN reaches a
-checkpoint.
+checkpoint. A run that blows up ends in `finite_check.NonFiniteTrainingError`,
+whichever check notices first, Model Garden's included.
 """
 import functools
 from typing import Any, Mapping, Optional, Tuple
@@ -71,12 +72,14 @@ class ExperimentRunner(mg_train_lib.OrbitExperimentRunner):
   def _build_controller(self, trainer, evaluator, **kwargs):
     controller = super()._build_controller(trainer, evaluator, **kwargs)
     if trainer:
+      report = finite_check.StopReport(trainer.optimizer, trainer.global_step,
+                                       self.checkpoint_manager)
+      finite_check.report_recovery_limits(controller.train_actions, report)
       # Last, so that Model Garden's blow-up recovery
       # (trainer.recovery_max_trials > 0) restores a good checkpoint first.
       controller.train_actions += (finite_check.FiniteVariablesCheck(
           functools.partial(finite_check.trainer_variables, trainer.model,
-                            trainer.optimizer),
-          trainer.global_step, self.checkpoint_manager),)
+                            trainer.optimizer), report),)
     return controller
 
 

@@ -1,15 +1,18 @@
 """Checks every launcher input before anything is written to model_dir.
 
 `checked_configuration` is what `python -m official_ext.train` runs before it
-writes a file: it checks the flags, parses gin and the experiment config
-(`config_parsing.parse_configuration`), and checks the result. Every bad input
-raises `LaunchError`, whose message is one line naming the flag or config
-field and the bad value; the launcher prints it and exits non-zero.
+writes a file: it checks the flags and the files they name, parses gin and the
+experiment config (`config_parsing.parse_configuration`, with the learning
+rate schedules checked by `schedule_checks` before the optimizer is built),
+and checks the result against what Model Garden, Orbit and TensorFlow reject
+once training starts (trainer intervals and loop options, checkpoint
+settings, inputs). Every bad input raises `LaunchError`, whose message is one
+line naming the flag or config field, the bad value and what is accepted; the
+launcher prints it and exits non-zero.
 """
 import contextlib
-import math
 import os
-from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, Optional, Sequence
 
 import gin
 import tensorflow as tf
@@ -22,6 +25,7 @@ from official.modeling.hyperparams import oneof
 from official.modeling.hyperparams import params_dict
 
 from official_ext.launcher import config_parsing
+from official_ext.launcher import schedule_checks
 
 # The modes Model Garden's OrbitExperimentRunner runs (its --mode flag also
 # accepts names it then refuses after writing params.yaml).
@@ -32,6 +36,7 @@ MODES = ('train', 'eval', 'train_and_eval', 'train_and_post_eval',
 DISTRIBUTION_STRATEGIES = ('off', 'one_device', 'mirrored',
                            'multi_worker_mirrored', 'parameter_server', 'tpu')
 MIXED_PRECISION_DTYPES = (None, '', 'float32', 'float16', 'bfloat16')
+BEST_CHECKPOINT_METRIC_COMPS = ('higher', 'lower')
 # Parsing errors of Model Garden, YAML, gin and TensorFlow's file system.
 _INPUT_ERRORS = (LookupError, ValueError, TypeError, OSError, yaml.YAMLError,
                  tf.errors.OpError)
@@ -122,6 +127,29 @@ def check_flags(flags_obj):
 
 
 # ------------------------------------------------------- config sources
+
+
+def check_files(flag: str, paths: Optional[Sequence[str]]):
+  """Fails if a local path given to `flag` is a directory or unreadable.
+
+  A missing file is left to the parser, whose message says what it tried.
+  Remote file systems (`gs://...`) are left to TensorFlow.
+
+  Args:
+    flag: e.g. '--config_file', for messages.
+    paths: the flag's values.
+
+  Raises:
+    LaunchError: naming the flag and the path.
+  """
+  for path in paths or []:
+    if '://' in path or not os.path.exists(path):
+      continue
+    if os.path.isdir(path):
+      raise LaunchError(f'{flag}={path!r} is a directory; give a file.')
+    if not os.access(path, os.R_OK):
+      raise LaunchError(f'{flag}={path!r} is not readable: no read '
+                        'permission.')
 
 
 def parse_source(flag: str, source: str) -> Dict[str, Any]:
@@ -234,19 +262,91 @@ def check_inputs(params: config_definitions.ExperimentConfig, mode: str):
         raise LaunchError(f'{name}.input_path: no file matches {pattern!r}.')
 
 
-def _learning_rate_fields(params: config_definitions.ExperimentConfig
-                         ) -> Iterator[Tuple[str, Any]]:
-  """(dotted name, value) of the `*learning_rate*` fields of the LR configs."""
-  optimization = params.trainer.optimizer_config
-  for part in ('learning_rate', 'warmup'):
-    chosen = getattr(optimization, part, None)
-    config = chosen.get() if isinstance(chosen, oneof.OneOfConfig) else None
-    if config is None:
-      continue
-    for field, value in config.as_dict().items():
-      if 'learning_rate' in field and isinstance(value, (int, float)):
-        yield (f'trainer.optimizer_config.{part}.{chosen.type}.{field}',
-               value)
+def _check_loop_options(trainer: config_definitions.TrainerConfig,
+                        loop: str):
+  """Orbit's runners refuse a while loop outside a tf.function."""
+  _check(getattr(trainer, f'{loop}_tf_function') or
+         not getattr(trainer, f'{loop}_tf_while_loop'),
+         f'trainer.{loop}_tf_while_loop', True,
+         f'False when trainer.{loop}_tf_function is False')
+
+
+def check_training_loop(trainer: config_definitions.TrainerConfig):
+  """Checks the step counts and intervals Orbit's Controller trains with.
+
+  Args:
+    trainer: the experiment's trainer config.
+
+  Raises:
+    LaunchError: naming the first bad field and its value.
+  """
+  for field in ('train_steps', 'steps_per_loop', 'checkpoint_interval'):
+    _check_positive(f'trainer.{field}', getattr(trainer, field))
+  summary_interval = trainer.summary_interval
+  # Orbit writes summaries at the end of a loop only.
+  _check(summary_interval is None or summary_interval > 0 and
+         summary_interval % trainer.steps_per_loop == 0,
+         'trainer.summary_interval', summary_interval,
+         'a positive multiple of trainer.steps_per_loop '
+         f'({trainer.steps_per_loop})')
+  _check(trainer.max_to_keep is None or trainer.max_to_keep > 0,
+         'trainer.max_to_keep', trainer.max_to_keep, 'a positive int')
+  _check_loop_options(trainer, 'train')
+
+
+def check_evaluation_loop(trainer: config_definitions.TrainerConfig):
+  """Checks the step count and loop options Orbit evaluates with.
+
+  Args:
+    trainer: the experiment's trainer config.
+
+  Raises:
+    LaunchError: naming the first bad field and its value.
+  """
+  steps = trainer.validation_steps
+  _check(steps == -1 or steps is not None and steps > 0,
+         'trainer.validation_steps', steps,
+         '-1 (the whole validation set) or a positive int')
+  _check_loop_options(trainer, 'eval')
+  # Orbit cannot run a tf.while_loop until the dataset is exhausted.
+  _check(steps != -1 or not trainer.eval_tf_while_loop,
+         'trainer.validation_steps', steps,
+         'a positive int when trainer.eval_tf_while_loop is True')
+
+
+def check_best_checkpoint_export(trainer: config_definitions.TrainerConfig):
+  """Checks the comparison of Model Garden's best-checkpoint exporter.
+
+  Model Garden builds the exporter (in every mode) when both
+  `best_checkpoint_export_subdir` and `best_checkpoint_eval_metric` are set.
+
+  Args:
+    trainer: the experiment's trainer config.
+
+  Raises:
+    LaunchError: naming the field and its value.
+  """
+  if (trainer.best_checkpoint_export_subdir and
+      trainer.best_checkpoint_eval_metric):
+    _check(trainer.best_checkpoint_metric_comp in BEST_CHECKPOINT_METRIC_COMPS,
+           'trainer.best_checkpoint_metric_comp',
+           trainer.best_checkpoint_metric_comp,
+           ' or '.join(BEST_CHECKPOINT_METRIC_COMPS))
+
+
+def check_optimizer_type(optimization_config: Any):
+  """Model Garden's OptimizerFactory needs an optimizer type (any mode).
+
+  Args:
+    optimization_config: the experiment's `trainer.optimizer_config`.
+
+  Raises:
+    LaunchError: the type is unset.
+  """
+  chosen = optimization_config.optimizer
+  choices = sorted(set(_fields(chosen)) - {'type'})
+  _check(chosen.type is not None, 'trainer.optimizer_config.optimizer.type',
+         chosen.type, f'one of {", ".join(choices)}')
 
 
 def check_experiment(params: config_definitions.ExperimentConfig, mode: str):
@@ -275,23 +375,58 @@ def check_experiment(params: config_definitions.ExperimentConfig, mode: str):
   _check(runtime.num_gpus is not None and runtime.num_gpus >= 0,
          'runtime.num_gpus', runtime.num_gpus, '>= 0')
   trainer = params.trainer
+  check_optimizer_type(trainer.optimizer_config)
   if 'train' in mode:
-    for field in ('train_steps', 'steps_per_loop', 'checkpoint_interval'):
-      _check_positive(f'trainer.{field}', getattr(trainer, field))
-    for field, value in _learning_rate_fields(params):
-      _check(math.isfinite(value) and value >= 0, field, value,
-             'finite and >= 0')
+    check_training_loop(trainer)
   if mode == 'train_and_eval':
     _check_positive('trainer.validation_interval', trainer.validation_interval)
   if 'eval' in mode:
-    steps = trainer.validation_steps
-    _check(steps == -1 or steps is not None and steps > 0,
-           'trainer.validation_steps', steps,
-           '-1 (the whole validation set) or a positive int')
+    check_evaluation_loop(trainer)
+  check_best_checkpoint_export(trainer)
   check_inputs(params, mode)
 
 
 # ------------------------------------------------------------ everything
+
+
+def parse_gin(gin_files: Optional[Sequence[str]],
+              gin_params: Optional[Sequence[str]]):
+  """Parses --gin_file and --gin_params into gin's global config.
+
+  Args:
+    gin_files: the --gin_file values.
+    gin_params: the --gin_params values.
+
+  Raises:
+    LaunchError: a file cannot be read, a binding names an unknown
+      configurable, or the text is not gin syntax.
+  """
+  with reported_as_launch_errors('gin'):
+    try:
+      gin.parse_config_files_and_bindings(gin_files, gin_params)
+    except SyntaxError as e:
+      raise LaunchError(
+          f'gin: syntax error in {e.filename or "--gin_params"}, line '
+          f'{e.lineno} {e.text!r}, column {e.offset}: {e.msg} A binding is '
+          '`Configurable.parameter = value`.') from e
+
+
+class ScheduleCheckingParser(config_parsing.ExperimentParser):
+  """The launcher's parser: schedules are checked before LARS is built."""
+
+  def check_optimizer(self, params: config_definitions.ExperimentConfig):
+    """Checks the learning rate schedules, then official_ext's optimizer.
+
+    Args:
+      params: the experiment config.
+
+    Raises:
+      ValueError: naming the first bad field and its value.
+    """
+    schedule_checks.check_schedules(params.trainer.optimizer_config,
+                                    params.trainer.train_steps)
+    super().check_optimizer(params)
+
 
 
 def checked_configuration(flags_obj) -> config_definitions.ExperimentConfig:
@@ -313,14 +448,15 @@ def checked_configuration(flags_obj) -> config_definitions.ExperimentConfig:
       flag or field and the value.
   """
   check_flags(flags_obj)
-  with reported_as_launch_errors('gin'):
-    gin.parse_config_files_and_bindings(flags_obj.gin_file,
-                                        flags_obj.gin_params)
+  check_files('--gin_file', flags_obj.gin_file)
+  check_files('--config_file', flags_obj.config_file)
+  parse_gin(flags_obj.gin_file, flags_obj.gin_params)
   base = config_parsing.ExperimentParser(flags_obj).base_experiment()
   for flag, source in config_parsing.config_sources(flags_obj):
     check_source_fields(flag, parse_source(flag, source), base)
   # Messages of these checks name the field and value themselves.
   with reported_as_launch_errors():
-    params = config_parsing.parse_configuration(flags_obj)
+    params = config_parsing.parse_configuration(
+        flags_obj, parser_cls=ScheduleCheckingParser)
   check_experiment(params, flags_obj.mode)
   return params

@@ -43,3 +43,23 @@ def test_save_params_and_gin_config(tmp_path):
   atomic_files.save_gin_config('train', model_dir)
   assert sorted(os.listdir(model_dir)) == ['operative_config.train.gin',
                                            'params.yaml']
+
+
+@pytest.mark.parametrize('mode,files', [
+    ('train', ['operative_config.train.gin', 'params.yaml']),
+    ('eval', ['operative_config.eval.gin']),
+])
+def test_run_files_are_saved_at_the_first_action_only(tmp_path, mode, files):
+  params = exp_factory.get_exp_config('lars_digits')
+  model_dir = str(tmp_path / 'model_dir')
+  run_files = atomic_files.RunFiles(params, mode, model_dir)
+  assert not os.path.exists(model_dir)
+  gin.clear_config()
+  run_files({'training_loss': 1.0})
+  assert sorted(os.listdir(model_dir)) == files
+  for name in files:
+    os.remove(os.path.join(model_dir, name))
+  run_files({'training_loss': 1.0})
+  assert not os.listdir(model_dir)
+  run_files.save()
+  assert sorted(os.listdir(model_dir)) == files

@@ -12,6 +12,7 @@ from official_ext.launcher import finite_check
 from official_ext.launcher import task_optimizer
 from official_ext.launcher import experiment_runner
 from official_ext.experiments import lars_digits
+from official_ext.modeling.optimization import lars
 
 POISONED_STEP = 4
 
@@ -102,7 +103,8 @@ def test_check_names_non_finite_variables_and_passes_finite_ones():
   # Weights and momentum slots; the int64 iteration count is skipped.
   assert len(variables) == 4
   step = tf.Variable(3, dtype=tf.int64)
-  check = finite_check.FiniteVariablesCheck(lambda: variables, step, None)
+  check = finite_check.FiniteVariablesCheck(
+      lambda: variables, finite_check.StopReport(optimizer, step, None))
   check({'training_loss': 0.5})
 
   optimizer.get_slot(model.layers[0].bias, 'momentum').assign([np.nan, 0.0])
@@ -112,3 +114,40 @@ def test_check_names_non_finite_variables_and_passes_finite_ones():
   assert 'step 3' in message and 'latest checkpoint is none' in message
   assert finite_check.non_finite_names(variables) == [
       optimizer.get_slot(model.layers[0].bias, 'momentum').name]
+
+
+def test_a_blow_up_model_garden_notices_ends_in_the_same_error(tmp_path):
+  # Huge trust ratios: the loss passes trainer.loss_upper_bound within a few
+  # steps, and Model Garden's check (no recovery trials) raises first.
+  params = _params(train_steps=40)
+  params.trainer.optimizer_config.optimizer.lars.eeta = 1000.0
+  model_dir = str(tmp_path)
+  with pytest.raises(finite_check.NonFiniteTrainingError) as excinfo:
+    _run(lars_digits.DigitsTask(params.task), params, model_dir)
+  message = str(excinfo.value)
+  assert "Model Garden's blow-up check: The loss value is " in message
+  step = int(re.search(r'Training stopped at step (\d+):', message).group(1))
+  latest = tf.train.latest_checkpoint(model_dir)
+  assert latest == os.path.join(model_dir, f'ckpt-{step - 2}')
+  assert f'the latest checkpoint is {latest} ' in message
+  assert 'eeta 1000.0, weight decay 0.0001' in message
+  reader = tf.train.load_checkpoint(latest)
+  for name, dtype in reader.get_variable_to_dtype_map().items():
+    if dtype.is_floating:
+      assert np.all(np.isfinite(reader.get_tensor(name))), name
+
+
+def test_likely_causes_name_the_rate_of_the_last_update_and_lars_settings():
+  schedule = tf_keras.optimizers.schedules.ExponentialDecay(
+      1.0, decay_steps=10, decay_rate=0.5)
+  optimizer = tf_keras.mixed_precision.LossScaleOptimizer(
+      lars.LARS(learning_rate=schedule, eeta=0.01, weight_decay_rate=0.001))
+  # The update to global step 21 ran at optimizer.iterations 20.
+  expected_rate = 0.5 ** (20 / 10)
+  assert finite_check.learning_rate_at(optimizer, 21) == pytest.approx(
+      expected_rate)
+  assert finite_check.likely_causes(optimizer, 21) == (
+      f'learning rate {expected_rate:.6g} at step 21, eeta 0.01, '
+      'weight decay 0.001')
+  sgd = tf_keras.optimizers.legacy.SGD(learning_rate=0.25)
+  assert finite_check.likely_causes(sgd, 3) == 'learning rate 0.25 at step 3'
