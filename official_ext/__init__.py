@@ -4,6 +4,14 @@
 `optimizer.type: lars`; see `official_ext.launcher.task_optimizer.use_lars`
 and docs/model_garden.md.
 """
-from official_ext.launcher import task_optimizer
+from typing import Any
 
-use_lars = task_optimizer.use_lars
+
+def __getattr__(name: str) -> Any:
+  # Resolved on first use, so that importing a framework-neutral module such
+  # as `official_ext.modeling.optimization.lars_options` (which imports this
+  # package first) does not load TensorFlow and Model Garden.
+  if name == 'use_lars':
+    from official_ext.launcher import task_optimizer  # pylint: disable=g-import-not-at-top
+    return task_optimizer.use_lars
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -36,6 +36,8 @@ MODES = ('train', 'eval', 'train_and_eval', 'train_and_post_eval',
 DISTRIBUTION_STRATEGIES = ('off', 'one_device', 'mirrored',
                            'multi_worker_mirrored', 'parameter_server', 'tpu')
 MIXED_PRECISION_DTYPES = (None, '', 'float32', 'float16', 'bfloat16')
+# The input_path for which Model Garden's NLP tasks build synthetic data.
+DUMMY_INPUT_PATH = 'dummy'
 BEST_CHECKPOINT_METRIC_COMPS = ('higher', 'lower')
 # Parsing errors of Model Garden, YAML, gin and TensorFlow's file system.
 _INPUT_ERRORS = (LookupError, ValueError, TypeError, OSError, yaml.YAMLError,
@@ -255,7 +257,9 @@ def check_inputs(params: config_definitions.ExperimentConfig, mode: str):
   """
   for name, data in _data_configs(params, mode).items():
     _check_positive(f'{name}.global_batch_size', data.global_batch_size)
-    if data.tfds_name:
+    # Model Garden's NLP tasks generate synthetic batches for the input path
+    # 'dummy' (e.g. official/nlp/tasks/sentence_prediction.py).
+    if data.tfds_name or data.input_path == DUMMY_INPUT_PATH:
       continue
     for pattern in _input_patterns(data.input_path):
       if not tf.io.gfile.glob(pattern):

@@ -14,7 +14,9 @@ import orbit
 import pytest
 import tensorflow as tf
 
+from official.common import registry_imports  # pylint: disable=unused-import
 from official.core import config_definitions
+from official.core import exp_factory
 from official.core import train_utils as mg_train_utils
 from official.modeling.optimization import optimizer_factory as mg_optimizer_factory
 from official.modeling.optimization.configs import optimization_config as mg_optimization_config
@@ -157,3 +159,16 @@ def test_a_gin_syntax_error_names_the_binding_and_the_position():
       "gin: syntax error in --gin_params, line 1 'LARS.eeta = 0.002)', "
       'column 17: Expected newline. A binding is '
       '`Configurable.parameter = value`.')
+
+
+def test_model_garden_dummy_input_is_accepted_and_a_missing_file_is_not():
+  params = exp_factory.get_exp_config('bert/sentence_prediction')
+  params.task.train_data.global_batch_size = 2
+  params.task.validation_data.global_batch_size = 2
+  params.task.train_data.input_path = 'dummy'
+  params.task.validation_data.input_path = 'dummy'
+  launch_checks.check_inputs(params, 'train_and_eval')
+  params.task.validation_data.input_path = 'dummmy'
+  with pytest.raises(launch_checks.LaunchError,
+                     match="validation_data.input_path: no file matches"):
+    launch_checks.check_inputs(params, 'train_and_eval')
