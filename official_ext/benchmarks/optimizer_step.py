@@ -51,8 +51,8 @@ WORKLOADS = (*workloads.WORKLOADS, train_step.WORKLOAD)
 
 COLUMNS = ('optimizer', 'median step (ms)', 'step min–max (ms)',
            'step ratio vs SGD', 'first call (s)', 'first-call ratio',
-           'graph ops', 'graph-op ratio', 'inlined ops', 'inlined-op ratio',
-           'inlined ops/var', 'peak memory (MiB)')
+           'graph ops', 'graph-op ratio', 'expanded ops', 'expanded-op ratio',
+           'expanded ops/var', 'peak memory (MiB)')
 
 LEGEND = """\
 Columns:
@@ -66,9 +66,11 @@ Columns:
   (`concrete_function.graph.get_operations()`: the update math plus the
   Placeholders that capture variables, slots and gradients, constants, reads,
   no-ops) plus the nodes of each distinct function it calls, counted once as
-  each was traced once. inlined ops: every function call expanded at every
-  call site, i.e. what runs each step; inlined ops/var = inlined ops /
-  variables.
+  each was traced once. expanded ops: every function call expanded at every
+  call site, i.e. every op that runs each step, inside a call or not (the
+  runtime inlines ordinary calls, but not official_ext's per-variable
+  update, marked `_noinline`: it runs as one call per variable, see
+  `runtime_calls`); expanded ops/var = expanded ops / variables.
 - peak memory: in a fresh process per optimizer, with the variables and
   gradients already built, how far the resident set size peaks (Linux VmHWM)
   above its level before creating the optimizer, over its first call and
@@ -334,9 +336,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS):
       flag_values=flag_values)
   flags.DEFINE_integer('repeats', 7, 'Timed bursts per optimizer.',
                        lower_bound=1, flag_values=flag_values)
-  flags.DEFINE_integer('steps_per_repeat', 10, 'Steps in each timed burst.',
+  flags.DEFINE_integer('steps_per_repeat', 5, 'Steps in each timed burst.',
                        lower_bound=1, flag_values=flag_values)
-  flags.DEFINE_integer('warmup_steps', 3,
+  flags.DEFINE_integer('warmup_steps', 2,
                        'Untimed steps per optimizer after its first call.',
                        lower_bound=0, flag_values=flag_values)
   flags.DEFINE_bool(
@@ -345,12 +347,12 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS):
       f'{workloads.QUICK_NUM_VARIABLES} variables with dimensions <= '
       f'{workloads.QUICK_MAX_DIM}; unless given, --repeats={_QUICK_REPEATS} '
       f'--steps_per_repeat={_QUICK_STEPS_PER_REPEAT} '
-      f'--warmup_steps={_QUICK_WARMUP_STEPS} --nomeasure_memory.',
+      f'--warmup_steps={_QUICK_WARMUP_STEPS}.',
       flag_values=flag_values)
   flags.DEFINE_bool('jit_compile', False,
                     'Wrap the step in tf.function(jit_compile=True).',
                     flag_values=flag_values)
-  flags.DEFINE_bool('measure_memory', True,
+  flags.DEFINE_bool('measure_memory', False,
                     'Measure peak memory (one extra process per optimizer '
                     'and workload).', flag_values=flag_values)
   flags.DEFINE_string('output', None,
@@ -392,7 +394,7 @@ def config_from_flags(flag_values: flags.FlagValues) -> BenchmarkConfig:
       warmup_steps=setting('warmup_steps', _QUICK_WARMUP_STEPS),
       quick=flag_values.quick,
       jit_compile=flag_values.jit_compile,
-      measure_memory=setting('measure_memory', False))
+      measure_memory=flag_values.measure_memory)
 
 
 def run_from_flags(flag_values: flags.FlagValues) -> str:

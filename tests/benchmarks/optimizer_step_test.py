@@ -8,8 +8,8 @@ from official_ext.benchmarks import optimizer_step
 
 _HEADER = ('| optimizer | median step (ms) | step min–max (ms) | '
            'step ratio vs SGD | first call (s) | first-call ratio | '
-           'graph ops | graph-op ratio | inlined ops | inlined-op ratio | '
-           'inlined ops/var | peak memory (MiB) |')
+           'graph ops | graph-op ratio | expanded ops | expanded-op ratio | '
+           'expanded ops/var | peak memory (MiB) |')
 _LABELS = ('official_ext LARS', 'Model Garden LARS', 'legacy momentum SGD')
 
 
@@ -72,7 +72,7 @@ def test_quick_defaults_yield_to_explicit_flags():
   assert (quick.repeats, quick.measure_memory) == (2, False)
   full = optimizer_step.config_from_flags(_parse([]))
   assert (full.repeats, full.steps_per_repeat, full.quick,
-          full.measure_memory) == (7, 10, False, True)
+          full.measure_memory) == (7, 5, False, False)
   assert full.workloads == ('resnet50', 'many_small', 'bert_base',
                             'resnet50_train')
 

@@ -25,12 +25,13 @@ def compiled_l2_norm(x: tf.Tensor) -> tf.Tensor:
   """`lars_math.l2_norm` as XLA compiles best: sums of squares by rows.
 
   XLA turns `l2_norm`'s matrix-vector product into a dot that its CPU
-  backend runs as one sequential sum: slower than a reduction, and less
-  precise over millions of elements (relative error 9e-4 on 23.6M normal
-  values, against 1e-7 for this function; see docs/speed.md). Viewing `x`
-  as rows of its last dimension lets XLA fuse the squares into one pass of
-  row sums. Without XLA, `l2_norm` stays faster: TensorFlow would
-  materialize `x²` here.
+  backend runs as one sequential sum: slow, and imprecise over millions of
+  elements (relative error 2.7e-2 on 23.6M normal values). Here `x` is
+  viewed as rows of its last dimension; the squares are summed row by row,
+  which XLA runs in parallel, and the row sums are added by a dot with ones,
+  because a second `reduce_sum` would be merged with the first into one
+  slower whole-tensor reduction (docs/speed.md has the measurements).
+  Without XLA, `l2_norm` stays faster: TensorFlow would materialize `x²`.
 
   Args:
     x: a tensor of any rank, known or not.
@@ -41,8 +42,8 @@ def compiled_l2_norm(x: tf.Tensor) -> tf.Tensor:
   x = tf.cast(x, lars_math.norm_dtype(x.dtype))
   # A scalar or a last dimension of 0 gives rows of one element.
   columns = tf.maximum(tf.reduce_prod(tf.shape(x)[-1:]), 1)
-  rows = tf.reshape(x, [-1, columns])
-  return tf.sqrt(tf.reduce_sum(tf.reduce_sum(tf.square(rows), axis=1)))
+  row_sums = tf.reduce_sum(tf.square(tf.reshape(x, [-1, columns])), axis=1)
+  return tf.sqrt(tf.tensordot(row_sums, tf.ones_like(row_sums), 1))
 
 
 def variable_update_function(
