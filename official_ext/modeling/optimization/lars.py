@@ -14,48 +14,22 @@ normalization layers, exact names), and per-variable telemetry (trust ratio,
 ‖w‖, ‖g‖, local learning rate) for TensorBoard.
 """
 
-import math
-import re
-from typing import (Any, Dict, FrozenSet, Iterable, List, Mapping, Optional,
-                    Sequence, Text, Tuple)
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Text
 
 import tensorflow as tf
 import tf_keras
 from tf_keras.src.optimizers.legacy import optimizer_v2
 
+from official_ext.modeling.optimization import lars_exclusion
 from official_ext.modeling.optimization import lars_math
 from official_ext.modeling.optimization import lars_options
+from official_ext.modeling.optimization import lars_telemetry
 from official_ext.modeling.optimization import lars_update
 from official_ext.modeling.optimization import lr_serialization
+from official_ext.modeling.optimization import variable_names
 
-MODEL_GARDEN_DENOMINATOR = lars_options.MODEL_GARDEN_DENOMINATOR
-PAPER_DENOMINATOR = lars_options.PAPER_DENOMINATOR
-TRUST_RATIO_DENOMINATORS = lars_options.TRUST_RATIO_DENOMINATORS
-TELEMETRY_FIELDS = lars_update.TELEMETRY_FIELDS
-
-
-def _number(field: str, value: Any) -> float:
-  """Returns `value` as a float, or raises TypeError naming `field`."""
-  if isinstance(value, bool) or not isinstance(value, (int, float)):
-    raise TypeError(f'LARS: {field} must be a number, got {value!r} '
-                    f'({type(value).__name__}).')
-  value = float(value)
-  if not math.isfinite(value):
-    raise ValueError(f'LARS: {field} must be finite, got {value!r}.')
-  return value
-
-
-def _check_range(field: str, value: Any, low: float, high: float,
-                 low_inclusive: bool, high_inclusive: bool = False) -> float:
-  """Returns `value` as a float after checking it lies in the given range."""
-  value = _number(field, value)
-  above_low = value >= low if low_inclusive else value > low
-  below_high = value <= high if high_inclusive else value < high
-  if not (above_low and below_high):
-    interval = (('[' if low_inclusive else '(') + f'{low}, {high}' +
-                (']' if high_inclusive else ')'))
-    raise ValueError(f'LARS: {field} must be in {interval}, got {value!r}.')
-  return value
+# What telemetry records per variable, for readers of `telemetry_scalars`.
+TELEMETRY_FIELDS = lars_telemetry.TELEMETRY_FIELDS
 
 
 def _check_learning_rate(value: Any) -> Any:
@@ -64,100 +38,7 @@ def _check_learning_rate(value: Any) -> Any:
       or callable(value) or tf.is_tensor(value) or
       isinstance(value, tf.Variable)):
     return value
-  return _check_range('learning_rate', value, 0.0, math.inf,
-                      low_inclusive=True)
-
-
-def _check_bool(field: str, value: Any) -> bool:
-  if not isinstance(value, bool):
-    raise TypeError(f'LARS: {field} must be True or False, got {value!r}.')
-  return value
-
-
-def _check_strings(field: str, values: Optional[Sequence[Text]],
-                   what: str) -> Optional[List[Text]]:
-  """Validates None or a list of strings; a bare string is refused."""
-  if values is None:
-    return None
-  if isinstance(values, (str, bytes)):
-    raise TypeError(
-        f'LARS: {field} must be a list of {what}, got the bare string '
-        f'{values!r} (which would be read character by character); '
-        f'did you mean [{values!r}]?')
-  if not isinstance(values, (list, tuple)):
-    raise TypeError(f'LARS: {field} must be a list of {what}, got '
-                    f'{values!r} ({type(values).__name__}).')
-  for value in values:
-    if not isinstance(value, str):
-      raise TypeError(f'LARS: {field} must hold only strings, got {value!r} '
-                      f'({type(value).__name__}) in {list(values)!r}.')
-  return list(values)
-
-
-def _check_patterns(field: str,
-                    patterns: Optional[Sequence[Text]]) -> Optional[List[Text]]:
-  """Validates an exclusion list: None, or a list of valid regex strings."""
-  patterns = _check_strings(field, patterns, 'regex strings')
-  for pattern in patterns or ():
-    try:
-      re.compile(pattern)
-    except re.error as e:
-      raise ValueError(f'LARS: {field} holds an invalid regex {pattern!r}: '
-                       f'{e}.') from e
-  return patterns
-
-
-def _check_denominator(value: Any) -> str:
-  if value not in TRUST_RATIO_DENOMINATORS:
-    raise ValueError(f'LARS: trust_ratio_denominator must be one of '
-                     f'{TRUST_RATIO_DENOMINATORS}, got {value!r}.')
-  return value
-
-
-def _check_max_trust_ratio(value: Any) -> Optional[float]:
-  if value is None:
-    return None
-  return _check_range('max_trust_ratio', value, 0.0, math.inf,
-                      low_inclusive=False)
-
-
-def first_match(patterns: Optional[Sequence[Text]],
-                name: str) -> Optional[Text]:
-  """The first regex of `patterns` that `re.search` finds in `name`."""
-  for pattern in patterns or ():
-    if re.search(pattern, name):
-      return pattern
-  return None
-
-
-def without_output_index(name: str) -> str:
-  """`'dense/kernel:0'` → `'dense/kernel'`: names as users write them."""
-  return re.sub(r':\d+$', '', name)
-
-
-def variable_name(var: tf.Variable) -> str:
-  """The name exclusion patterns see: the same on every replica.
-
-  Under a distribution strategy the optimizer updates per-replica components
-  named like `dense/kernel/replica_1:0`; their distributed container carries
-  the single-device name `dense/kernel:0`.
-
-  Args:
-    var: a variable, possibly a per-replica component or a distributed
-      variable (whose `handle` is unavailable in cross-replica context).
-
-  Returns:
-    The variable's single-device name.
-  """
-  if isinstance(var, tf.distribute.DistributedValues):
-    return var.name
-  # pylint: disable=protected-access
-  for owner in (var, getattr(var, 'handle', None)):
-    container = getattr(owner, '_distributed_container', None)
-    if container is not None and container() is not None:
-      return container().name
-  # pylint: enable=protected-access
-  return var.name
+  return lars_options.check_non_negative('learning_rate', value)
 
 
 @tf_keras.saving.register_keras_serializable(package='official_ext')
@@ -178,7 +59,8 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
   * `t = 1` for variables excluded from layer adaptation, or when a norm is 0.
 
   The keyword-only arguments select the published variants of `t` (see
-  `TrustRatioOptions`), exclusion selectors besides regexes, and telemetry;
+  `lars_math.TrustRatioOptions`), exclusion selectors besides regexes
+  (`lars_exclusion.ExclusionRules`), and telemetry (`lars_telemetry`);
   their defaults leave Model Garden's math unchanged.
   """
 
@@ -193,7 +75,7 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
                exclude_from_layer_adaptation: Optional[List[Text]] = None,
                name: Text = 'LARS',
                *,
-               trust_ratio_denominator: str = MODEL_GARDEN_DENOMINATOR,
+               trust_ratio_denominator: str = 'model_garden',
                epsilon: float = 0.0,
                trust_clip: bool = False,
                max_trust_ratio: Optional[float] = None,
@@ -253,68 +135,38 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
         list of regexes is expected).
       ValueError: an argument is out of range or a regex does not compile.
     """
-    if not isinstance(name, str):
-      raise TypeError(f'LARS: name must be a string, got {name!r}.')
+    # Every parameter besides learning_rate and kwargs is an option of
+    # lars_options.OPTIONS; a test checks the signature against it.
+    arguments = locals()
+    options = lars_options.check_options(
+        {name: arguments[name] for name in lars_options.OPTION_NAMES})
     learning_rate = _check_learning_rate(learning_rate)
-    momentum = _check_range('momentum', momentum, 0.0, 1.0, low_inclusive=True)
-    weight_decay_rate = _check_range('weight_decay_rate', weight_decay_rate,
-                                     0.0, math.inf, low_inclusive=True)
-    eeta = _check_range('eeta', eeta, 0.0, math.inf, low_inclusive=False)
-    for clip in ('clipnorm', 'clipvalue', 'global_clipnorm', 'decay'):
-      if kwargs.get(clip) is not None:
-        _check_range(clip, kwargs[clip], 0.0, math.inf, low_inclusive=True)
-    super().__init__(name, **kwargs)
+    for keras_argument in ('clipnorm', 'clipvalue', 'global_clipnorm',
+                           'decay'):
+      if kwargs.get(keras_argument) is not None:
+        lars_options.check_non_negative(keras_argument, kwargs[keras_argument])
+    super().__init__(options['name'], **kwargs)
     self._set_hyper('learning_rate', learning_rate)
     self._set_hyper('decay', self._initial_decay)
-    self.momentum = momentum
-    self.weight_decay_rate = weight_decay_rate
-    self.eeta = eeta
-    self.nesterov = _check_bool('nesterov', nesterov)
-    self.classic_momentum = _check_bool('classic_momentum', classic_momentum)
-    self.exclude_from_weight_decay = _check_patterns(
-        'exclude_from_weight_decay', exclude_from_weight_decay)
-    self._layer_adaptation_argument = _check_patterns(
-        'exclude_from_layer_adaptation', exclude_from_layer_adaptation)
-    if self._layer_adaptation_argument is None:
+    self._options = options
+    # Model Garden's LARS exposes its options as attributes.
+    for option_name, value in options.items():
+      if option_name != 'name':
+        setattr(self, option_name, value)
+    if self.exclude_from_layer_adaptation is None:
       self.exclude_from_layer_adaptation = self.exclude_from_weight_decay
-    else:
-      self.exclude_from_layer_adaptation = self._layer_adaptation_argument
     self.trust_ratio_options = lars_math.TrustRatioOptions(
-        denominator=_check_denominator(trust_ratio_denominator),
-        epsilon=_check_range('epsilon', epsilon, 0.0, math.inf,
-                             low_inclusive=True),
-        trust_clip=_check_bool('trust_clip', trust_clip),
-        max_trust_ratio=_check_max_trust_ratio(max_trust_ratio))
-    if (self.trust_ratio_options.denominator == PAPER_DENOMINATOR and
-        not self.classic_momentum):
-      raise ValueError(
-          "LARS: trust_ratio_denominator='paper' needs classic_momentum=True: "
-          'the paper and its reference implementations define it for the '
-          'gradient, not for a popular-momentum update.')
-    self.exclude_one_dimensional_from_weight_decay = _check_bool(
-        'exclude_one_dimensional_from_weight_decay',
-        exclude_one_dimensional_from_weight_decay)
-    self.exclude_one_dimensional_from_layer_adaptation = _check_bool(
-        'exclude_one_dimensional_from_layer_adaptation',
-        exclude_one_dimensional_from_layer_adaptation)
-    self.exclude_normalization_from_weight_decay = _check_bool(
-        'exclude_normalization_from_weight_decay',
-        exclude_normalization_from_weight_decay)
-    self.exclude_normalization_from_layer_adaptation = _check_bool(
-        'exclude_normalization_from_layer_adaptation',
-        exclude_normalization_from_layer_adaptation)
-    self.exclude_variables_from_weight_decay = _check_strings(
-        'exclude_variables_from_weight_decay',
-        exclude_variables_from_weight_decay, 'variable names')
-    self.exclude_variables_from_layer_adaptation = _check_strings(
-        'exclude_variables_from_layer_adaptation',
-        exclude_variables_from_layer_adaptation, 'variable names')
-    self.telemetry = _check_bool('telemetry', telemetry)
+        denominator=self.trust_ratio_denominator, epsilon=self.epsilon,
+        trust_clip=self.trust_clip, max_trust_ratio=self.max_trust_ratio)
+    self.exclusion_rules: Dict[str, lars_exclusion.ExclusionRules] = {
+        purpose: lars_exclusion.ExclusionRules.from_options(options, purpose)
+        for purpose in lars_exclusion.PURPOSES
+    }
     # Set by `set_normalization_variables`; None until then.
     self._normalization_names: Optional[FrozenSet[str]] = None
-    # Variable key -> (variable name, [4] float32 telemetry variable). Not
-    # tracked: telemetry never enters checkpoints or get_weights().
-    self._telemetry_variables: Dict[Any, Tuple[str, tf.Variable]] = {}
+    # Not tracked: telemetry never enters checkpoints or get_weights().
+    self._telemetry = lars_telemetry.TelemetryVariables(
+        self._distribution_strategy_scope)
 
   def set_normalization_variables(self, variables: Iterable[tf.Variable]):
     """Names the variables that `exclude_normalization_from_*` select.
@@ -326,39 +178,18 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
       variables: the normalization layers' variables.
     """
     self._normalization_names = frozenset(
-        variable_name(var) for var in variables)
+        variable_names.variable_name(var) for var in variables)
 
   @property
   def normalization_variable_names(self) -> Optional[FrozenSet[str]]:
     """What `set_normalization_variables` was given; None if not called."""
     return self._normalization_names
 
-  def _excluded_by(self, var: tf.Variable, purpose: str,
-                   patterns: Optional[List[Text]], one_dimensional: bool,
-                   normalization: bool,
-                   names: Optional[List[Text]]) -> Optional[str]:
-    """Which setting excludes `var` from `purpose`, or None."""
-    name = variable_name(var)
-    pattern = first_match(patterns, name)
-    if pattern is not None:
-      return f'exclude_from_{purpose} {pattern!r}'
-    if names and without_output_index(name) in {
-        without_output_index(n) for n in names}:
-      return f'exclude_variables_from_{purpose}'
-    rank = var.shape.rank
-    if one_dimensional and rank is not None and rank <= 1:
-      return f'exclude_one_dimensional_from_{purpose}'
-    if normalization:
-      if self._normalization_names is None:
-        raise ValueError(
-            f'LARS: exclude_normalization_from_{purpose}=True, but the '
-            f"optimizer does not know the model's normalization variables: "
-            f'call official_ext.modeling.optimization.lars_exclusion.'
-            f'use_model(optimizer, model) (official_ext\'s launcher does) or '
-            f'LARS.set_normalization_variables(...) before training.')
-      if name in self._normalization_names:
-        return f'exclude_normalization_from_{purpose}'
-    return None
+  def _exclusion(self, var: tf.Variable, purpose: str) -> Optional[str]:
+    """Why `var` gets no `purpose`, or None; see `ExclusionRules.reason`."""
+    return self.exclusion_rules[purpose].reason(
+        variable_names.variable_name(var), var.shape.rank,
+        self._normalization_names)
 
   def weight_decay_exclusion(self, var: tf.Variable) -> Optional[str]:
     """Why `var` gets no weight decay, or None if it gets weight decay.
@@ -374,13 +205,7 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
       ValueError: if `exclude_normalization_from_weight_decay` is on and
         `set_normalization_variables` was never called.
     """
-    if not self.weight_decay_rate:
-      return 'weight_decay_rate = 0'
-    return self._excluded_by(var, 'weight_decay',
-                             self.exclude_from_weight_decay,
-                             self.exclude_one_dimensional_from_weight_decay,
-                             self.exclude_normalization_from_weight_decay,
-                             self.exclude_variables_from_weight_decay)
+    return self._exclusion(var, lars_exclusion.WEIGHT_DECAY)
 
   def layer_adaptation_exclusion(self, var: tf.Variable) -> Optional[str]:
     """Why `var` gets no layer adaptation, or None if it gets it.
@@ -395,32 +220,15 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
       ValueError: if `exclude_normalization_from_layer_adaptation` is on and
         `set_normalization_variables` was never called.
     """
-    return self._excluded_by(
-        var, 'layer_adaptation', self.exclude_from_layer_adaptation,
-        self.exclude_one_dimensional_from_layer_adaptation,
-        self.exclude_normalization_from_layer_adaptation,
-        self.exclude_variables_from_layer_adaptation)
+    return self._exclusion(var, lars_exclusion.LAYER_ADAPTATION)
 
   def _create_slots(self, var_list):
     for var in var_list:
       self.add_slot(var, 'momentum')
     if self.telemetry:
       for var in var_list:
-        self._create_telemetry_variable(var)
-
-  def _create_telemetry_variable(self, var: tf.Variable):
-    """Creates `var`'s telemetry variable, placed like its slots."""
-    key = optimizer_v2._var_key(var)  # pylint: disable=protected-access
-    if key in self._telemetry_variables:
-      return
-    with self._distribution_strategy_scope():
-      strategy = tf.distribute.get_strategy()
-      # As `add_slot` does: each replica's copy sits with the variable's.
-      with strategy.extended.colocate_vars_with(var):
-        stats = tf.Variable(
-            tf.zeros([len(TELEMETRY_FIELDS)], tf.float32), trainable=False,
-            name=f'{var._shared_name}/lars_telemetry')  # pylint: disable=protected-access
-    self._telemetry_variables[key] = (variable_name(var), stats)
+        key = optimizer_v2._var_key(var)  # pylint: disable=protected-access
+        self._telemetry.create(key, var)
 
   def telemetry_scalars(self) -> Dict[str, float]:
     """The last step's telemetry, as TensorBoard scalars.
@@ -430,16 +238,7 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
       has updated and every field of `TELEMETRY_FIELDS` (`<variable>` without
       its `:0`); empty if telemetry is off or no step ran yet.
     """
-    scalars = {}
-    for name, stats in self._telemetry_variables.values():
-      tag = without_output_index(name)
-      suffix, count = '', 1
-      while f'lars/{tag}{suffix}/{TELEMETRY_FIELDS[0]}' in scalars:
-        count += 1
-        suffix = f'_{count}'
-      for field, value in zip(TELEMETRY_FIELDS, stats.numpy().tolist()):
-        scalars[f'lars/{tag}{suffix}/{field}'] = value
-    return scalars
+    return self._telemetry.scalars()
 
   def _prepare_local(self, var_device, var_dtype, apply_state):
     super()._prepare_local(var_device, var_dtype, apply_state)
@@ -462,7 +261,7 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
                  coefficients['weight_decay_rate'], coefficients['eeta']]
     if self.telemetry:
       key = optimizer_v2._var_key(handle)  # pylint: disable=protected-access
-      arguments.append(self._telemetry_variables[key][1].handle)
+      arguments.append(self._telemetry.handle(key))
     return update(*arguments)
 
   def _resource_apply_sparse_duplicate_indices(self, grad, handle, indices,
@@ -487,34 +286,8 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
       learning_rate = lr_serialization.serialize_learning_rate(learning_rate)
     else:
       learning_rate = self._serialize_hyperparameter('learning_rate')
-    config.update({
-        'learning_rate': learning_rate,
-        'decay': self._initial_decay,
-        'momentum': self.momentum,
-        'weight_decay_rate': self.weight_decay_rate,
-        'eeta': self.eeta,
-        'nesterov': self.nesterov,
-        'classic_momentum': self.classic_momentum,
-        'exclude_from_weight_decay': self.exclude_from_weight_decay,
-        'exclude_from_layer_adaptation': self._layer_adaptation_argument,
-        'trust_ratio_denominator': self.trust_ratio_options.denominator,
-        'epsilon': self.trust_ratio_options.epsilon,
-        'trust_clip': self.trust_ratio_options.trust_clip,
-        'max_trust_ratio': self.trust_ratio_options.max_trust_ratio,
-        'exclude_one_dimensional_from_weight_decay':
-            self.exclude_one_dimensional_from_weight_decay,
-        'exclude_one_dimensional_from_layer_adaptation':
-            self.exclude_one_dimensional_from_layer_adaptation,
-        'exclude_normalization_from_weight_decay':
-            self.exclude_normalization_from_weight_decay,
-        'exclude_normalization_from_layer_adaptation':
-            self.exclude_normalization_from_layer_adaptation,
-        'exclude_variables_from_weight_decay':
-            self.exclude_variables_from_weight_decay,
-        'exclude_variables_from_layer_adaptation':
-            self.exclude_variables_from_layer_adaptation,
-        'telemetry': self.telemetry,
-    })
+    config.update(learning_rate=learning_rate, decay=self._initial_decay,
+                  **self._options)
     return config
 
   @classmethod

@@ -16,18 +16,20 @@ class LARSConfig(mg_optimizer_config.BaseOptimizerConfig):
 
   Its fields are the LARS constructor arguments, clipping (`clipnorm`,
   `clipvalue`, `global_clipnorm`, inherited) included, with the constructor's
-  defaults. `learning_rate` is not a field: the optimizer factory passes the
-  schedule built from `OptimizationConfig.learning_rate` and `warmup`. Neither
-  is Keras' deprecated `decay`: decay belongs in the learning-rate schedule.
-  Values are checked by the LARS constructor.
+  defaults and in its order: the options of `lars_options.OPTIONS`, which a
+  test checks them against (Model Garden's hyperparameters, gin bindings and
+  `override` need real dataclass fields). `learning_rate` is not a field: the
+  optimizer factory passes the schedule built from
+  `OptimizationConfig.learning_rate` and `warmup`. Neither is Keras'
+  deprecated `decay`: decay belongs in the learning-rate schedule. Values are
+  checked by the LARS constructor.
 
   Attributes:
-    name: name of the optimizer.
     momentum: momentum coefficient, in [0, 1).
-    eeta: LARS trust coefficient (> 0); `eeta / weight_decay_rate` bounds the
-      layer-wise scaling.
     weight_decay_rate: L2 weight decay rate `λ` (>= 0); `λ·w` is added to the
       gradient before the trust ratio is computed.
+    eeta: LARS trust coefficient (> 0); `eeta / weight_decay_rate` bounds the
+      layer-wise scaling.
     nesterov: whether to use Nesterov momentum.
     classic_momentum: apply the learning rate inside the momentum update
       (classic) rather than after it (popular).
@@ -36,6 +38,7 @@ class LARSConfig(mg_optimizer_config.BaseOptimizerConfig):
     exclude_from_layer_adaptation: regexes; variables whose name matches any of
       them get no trust-ratio scaling. None means "same as
       exclude_from_weight_decay".
+    name: name of the optimizer.
     trust_ratio_denominator: 'model_garden' (η‖w‖/‖g + λw‖, Model Garden and
       optax) or 'paper' (η‖w‖/(‖g‖ + λ‖w‖), You et al. 2017, MLPerf, Apex
       LARC, timm; classic momentum only).
@@ -52,7 +55,8 @@ class LARSConfig(mg_optimizer_config.BaseOptimizerConfig):
     exclude_normalization_from_weight_decay: no weight decay for the variables
       of the model's normalization layers (BatchNormalization,
       SyncBatchNormalization, LayerNormalization, GroupNormalization, Model
-      Garden's RMSNorm and NoNorm, see `lars_exclusion`), found by layer type.
+      Garden's RMSNorm and NoNorm, see `normalization_layers`), found by
+      layer type.
     exclude_normalization_from_layer_adaptation: no trust-ratio scaling for
       the normalization layers' variables.
     exclude_variables_from_weight_decay: exact variable names (with or without
@@ -62,14 +66,14 @@ class LARSConfig(mg_optimizer_config.BaseOptimizerConfig):
     telemetry: write each variable's trust ratio, weight norm, gradient norm
       and local learning rate to the train summaries at the summary interval.
   """
-  name: str = 'LARS'
   momentum: float = 0.9
-  eeta: float = 0.001
   weight_decay_rate: float = 0.0
+  eeta: float = 0.001
   nesterov: bool = False
   classic_momentum: bool = True
   exclude_from_weight_decay: Optional[List[str]] = None
   exclude_from_layer_adaptation: Optional[List[str]] = None
+  name: str = 'LARS'
   trust_ratio_denominator: str = 'model_garden'
   epsilon: float = 0.0
   trust_clip: bool = False
