@@ -10,7 +10,7 @@ benchmark's workloads (`workloads`, same hyperparameters and exclusions as
 `optimizer_runs`) three times over: constructed without `telemetry` (the
 default), with `telemetry=False`, and with `telemetry=True`. Bursts of steps
 alternate round-robin, as in `optimizer_step`. Prints, per workload, each
-variant's median step time, traced and inlined graph size, and, with
+variant's median step time, traced and expanded graph size, and, with
 telemetry on, the time of one `telemetry_scalars()` read (what the trainer
 does once per summary interval, not per step).
 """
@@ -55,7 +55,7 @@ VARIANTS = (
 )
 
 COLUMNS = ('variant', 'median step (ms)', 'step min–max (ms)',
-           'step ratio vs default', 'graph ops', 'inlined ops',
+           'step ratio vs default', 'graph ops', 'expanded ops',
            'telemetry read (ms)')
 
 

@@ -100,8 +100,8 @@ def probe(workload: str, optimizer_key: str, quick: bool, jit_compile: bool,
   optimizer_runs.warm_up_process([candidate], jit_compile)
 
   def optimizer_steps():
-    runner = optimizer_runs.StepRunner(candidate.make(), variables, gradients,
-                                       jit_compile)
+    runner = optimizer_runs.update_runner(candidate.make(), variables,
+                                          gradients, jit_compile)
     runner.first_call()
     runner.run_burst(warmup_steps)
 

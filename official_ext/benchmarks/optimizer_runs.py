@@ -66,29 +66,37 @@ def contender(key: str) -> Contender:
 
 
 class StepRunner:
-  """One optimizer applying fixed gradients to its own variables."""
+  """One optimizer's step `tf.function`: first call, graph size, bursts."""
 
   def __init__(self, optimizer: tf_keras.optimizers.legacy.Optimizer,
-               variables: Sequence[tf.Variable],
-               gradients: Sequence[tf.Tensor], jit_compile: bool):
-    """Wraps `optimizer.apply_gradients` in a `tf.function`.
+               step: Callable[[], None], variables: Sequence[tf.Variable],
+               jit_compile: bool):
+    """Wraps `step` in a `tf.function`.
 
     Args:
-      optimizer: a fresh optimizer (no slots yet).
-      variables: this optimizer's own copy of the workload's variables.
-      gradients: one fixed gradient per variable.
+      optimizer: the optimizer `step` applies; fresh (no slots yet).
+      step: a Python function running one step, e.g. calling
+        `optimizer.apply_gradients` once.
+      variables: the variables the step updates.
       jit_compile: whether the `tf.function` is XLA-compiled.
     """
     self.optimizer = optimizer
-    self.num_variables = len(variables)
-    grads_and_vars = list(zip(gradients, variables, strict=True))
-
-    @tf.function(jit_compile=jit_compile)
-    def apply_step():
-      optimizer.apply_gradients(grads_and_vars)
-
-    self._apply_step = apply_step
+    self.variables = list(variables)
+    self._apply_step = tf.function(step, jit_compile=jit_compile)
     self._steps_run = 0
+
+  @property
+  def step_function(self) -> tf.types.experimental.PolymorphicFunction:
+    """The step's `tf.function`."""
+    return self._apply_step
+
+  @property
+  def num_variables(self) -> int:
+    return len(self.variables)
+
+  @property
+  def num_parameters(self) -> int:
+    return sum(v.shape.num_elements() for v in self.variables)
 
   def first_call(self) -> float:
     """Runs the first step: tracing, slot creation and the update.
@@ -141,12 +149,35 @@ class StepRunner:
     return elapsed
 
 
+def update_runner(optimizer: tf_keras.optimizers.legacy.Optimizer,
+                  variables: Sequence[tf.Variable],
+                  gradients: Sequence[tf.Tensor],
+                  jit_compile: bool) -> StepRunner:
+  """A `StepRunner` whose step applies fixed gradients to `variables`.
+
+  Args:
+    optimizer: a fresh optimizer (no slots yet).
+    variables: this optimizer's own copy of the workload's variables.
+    gradients: one fixed gradient per variable.
+    jit_compile: whether the step is XLA-compiled.
+
+  Returns:
+    The runner.
+  """
+  grads_and_vars = list(zip(gradients, variables, strict=True))
+
+  def apply_step():
+    optimizer.apply_gradients(grads_and_vars)
+
+  return StepRunner(optimizer, apply_step, variables, jit_compile)
+
+
 def make_runner(candidate: Contender, specs: Sequence[workloads.VariableSpec],
                 gradients: Sequence[tf.Tensor],
                 jit_compile: bool) -> StepRunner:
-  """A `StepRunner` for `candidate` with a fresh copy of the variables."""
-  return StepRunner(candidate.make(), workloads.make_variables(specs),
-                    gradients, jit_compile)
+  """An `update_runner` for `candidate` with a fresh copy of the variables."""
+  return update_runner(candidate.make(), workloads.make_variables(specs),
+                       gradients, jit_compile)
 
 
 def warm_up_process(candidates: Sequence[Contender], jit_compile: bool):

@@ -16,7 +16,7 @@ def test_sgd_runner_applies_one_update_per_call():
   gradients = workloads.gradients(_SPECS)
   variables = workloads.make_variables(_SPECS)
   start = [v.numpy() for v in variables]
-  runner = optimizer_runs.StepRunner(
+  runner = optimizer_runs.update_runner(
       optimizer_runs.contender('momentum_sgd').make(), variables, gradients,
       jit_compile=False)
   runner.first_call()
@@ -39,7 +39,7 @@ def test_both_lars_contenders_are_configured_alike():
   results = []
   for key in ('official_ext_lars', 'model_garden_lars'):
     variables = workloads.make_variables(_SPECS)
-    runner = optimizer_runs.StepRunner(
+    runner = optimizer_runs.update_runner(
         optimizer_runs.contender(key).make(), variables, gradients,
         jit_compile=False)
     runner.first_call()

@@ -8,8 +8,8 @@ from official_ext.benchmarks import optimizer_step
 
 _HEADER = ('| optimizer | median step (ms) | step min–max (ms) | '
            'step ratio vs SGD | first call (s) | first-call ratio | '
-           'graph ops | graph-op ratio | inlined ops | inlined-op ratio | '
-           'inlined ops/var | peak memory (MiB) |')
+           'graph ops | graph-op ratio | expanded ops | expanded-op ratio | '
+           'expanded ops/var | peak memory (MiB) |')
 _LABELS = ('official_ext LARS', 'Model Garden LARS', 'legacy momentum SGD')
 
 
@@ -34,17 +34,19 @@ def test_quick_run_prints_a_full_table_for_every_optimizer(tmp_path, capsys):
       _parse(['--quick', f'--output={output}']))
 
   printed = capsys.readouterr().out
-  assert printed.count(_HEADER) == 3
+  assert printed.count(_HEADER) == 4
   for workload in ('resnet50', 'many_small', 'bert_base'):
     assert f'### {workload}: 20 variables' in printed
+  # The quick model: convolution, batch normalization, dense layer.
+  assert '### resnet50_train: 6 variables, 170 parameters' in printed
   for label in _LABELS:
     rows = _rows(printed, label)
-    assert len(rows) == 3
+    assert len(rows) == 4
     for row in rows:
       cells = [cell.strip() for cell in row.strip('|').split('|')]
       assert len(cells) == _HEADER.count('|') - 1
       assert all(cells) and cells[-1] == 'not measured'
-  assert printed.count('Issue 4 goals for official_ext LARS') == 3
+  assert printed.count('official_ext LARS ÷ Model Garden LARS: step ') == 4
   assert 'Command: `python -m official_ext.benchmarks.optimizer_step' in printed
   assert output.read_text() == report
   assert not (tmp_path / 'report.md.partial').exists()
@@ -70,8 +72,9 @@ def test_quick_defaults_yield_to_explicit_flags():
   assert (quick.repeats, quick.measure_memory) == (2, False)
   full = optimizer_step.config_from_flags(_parse([]))
   assert (full.repeats, full.steps_per_repeat, full.quick,
-          full.measure_memory) == (7, 10, False, True)
-  assert full.workloads == ('resnet50', 'many_small', 'bert_base')
+          full.measure_memory) == (7, 5, False, False)
+  assert full.workloads == ('resnet50', 'many_small', 'bert_base',
+                            'resnet50_train')
 
 
 @pytest.mark.parametrize('argv', [
@@ -125,14 +128,14 @@ def test_row_shows_medians_and_ratios_to_the_baseline():
       'not measured')
 
 
-def test_goal_line_judges_each_goal():
+def test_comparison_line_divides_ours_by_model_garden():
   result = optimizer_step.WorkloadResult(
       name='w', num_variables=10, num_parameters=100,
       contenders=[
           _result('official_ext LARS', step_ms=15.0, first_s=4.0, ops=1000),
+          _result('Model Garden LARS', step_ms=20.0, first_s=16.0, ops=4000),
           _result('SGD', step_ms=10.0, first_s=2.0, ops=500),
       ])
-  line = optimizer_step.goal_line(result)
-  assert 'step 1.50× (goal ≤ 1.6×: met)' in line
-  assert 'first call 2.00× (goal ≤ 1.5×: NOT met)' in line
-  assert 'graph ops 2.00× (goal ≤ 2.0×: met)' in line
+  assert optimizer_step.comparison_line(result) == (
+      'official_ext LARS ÷ Model Garden LARS: step 0.75×, first call 0.25×, '
+      'graph ops 0.25×.')

@@ -2,13 +2,16 @@
 
 `variable_update_function` composes the formulas of `lars_math` with the
 variable's slots and TensorFlow's fused momentum kernel; `LARS` calls the
-function it returns once per variable and step.
+function it returns once per variable and step. Inside a step compiled with
+XLA (`tf.function(jit_compile=True)`) the norms are computed as
+`compiled_l2_norm`, which XLA compiles better than `lars_math.l2_norm`.
 """
 
 import functools
 from typing import Callable
 
 import tensorflow as tf
+from tf_keras.src.utils import control_flow_util
 
 from official_ext.modeling.optimization import lars_math
 from official_ext.modeling.optimization import lars_options
@@ -18,7 +21,31 @@ TELEMETRY_FIELDS = ('trust_ratio', 'weight_norm', 'gradient_norm',
                     'learning_rate')
 
 
-@functools.lru_cache(maxsize=None)
+def compiled_l2_norm(x: tf.Tensor) -> tf.Tensor:
+  """`lars_math.l2_norm` as XLA compiles best: sums of squares by rows.
+
+  XLA turns `l2_norm`'s matrix-vector product into a dot that its CPU
+  backend runs as one sequential sum: slow, and imprecise over millions of
+  elements (relative error 2.7e-2 on 23.6M normal values). Here `x` is
+  viewed as rows of its last dimension; the squares are summed row by row,
+  which XLA runs in parallel, and the row sums are added by a dot with ones,
+  because a second `reduce_sum` would be merged with the first into one
+  slower whole-tensor reduction (docs/speed.md has the measurements).
+  Without XLA, `l2_norm` stays faster: TensorFlow would materialize `x²`.
+
+  Args:
+    x: a tensor of any rank, known or not.
+
+  Returns:
+    A scalar `‖x‖₂` (float32 for half-precision `x`, else `x.dtype`).
+  """
+  x = tf.cast(x, lars_math.norm_dtype(x.dtype))
+  # A scalar or a last dimension of 0 gives rows of one element.
+  columns = tf.maximum(tf.reduce_prod(tf.shape(x)[-1:]), 1)
+  row_sums = tf.reduce_sum(tf.square(tf.reshape(x, [-1, columns])), axis=1)
+  return tf.sqrt(tf.tensordot(row_sums, tf.ones_like(row_sums), 1))
+
+
 def variable_update_function(
     dtype: tf.DType,
     decay: bool,
@@ -32,9 +59,15 @@ def variable_update_function(
   Calling a `tf.function` from the optimizer's apply step adds one call op
   per variable to the caller's graph instead of the dozen ops the update is
   made of; the body is traced once per (dtype, options) for variables of
-  every shape, and the runtime inlines it before execution. This keeps the
-  traced graph, and its tracing time, close to momentum SGD's for models with
-  thousands of variables. Options that are off add no op.
+  every shape. The function is marked `_noinline`, and the runtime honours
+  it: after graph optimization the step still holds one call per variable
+  (`python -m official_ext.benchmarks.runtime_calls` shows it), each run by
+  its own executor. That is deliberate: inlining the same body measured
+  slower both per step and at the first call on 1000 variables (see
+  docs/speed.md). The traced graph, and its tracing time, stay close to
+  momentum SGD's for models with thousands of variables. Options that are
+  off add no op. Under XLA the call is compiled with the rest of the step
+  and its norms are `compiled_l2_norm`.
 
   Args:
     dtype: the variable's dtype.
@@ -51,6 +84,19 @@ def variable_update_function(
     eeta[, telemetry_variable])` taking resource handles and scalars,
     returning the local learning rate it applied.
   """
+  xla = control_flow_util.GraphOrParentsInXlaContext(
+      tf.compat.v1.get_default_graph())
+  return _traced_update(dtype, decay, adapt, classic_momentum, nesterov,
+                        options, telemetry, xla)
+
+
+@functools.lru_cache(maxsize=None)
+def _traced_update(dtype: tf.DType, decay: bool, adapt: bool,
+                   classic_momentum: bool, nesterov: bool,
+                   options: lars_math.TrustRatioOptions, telemetry: bool,
+                   xla: bool) -> Callable[..., tf.Tensor]:
+  """`variable_update_function`, traced for XLA (`xla`) or not."""
+  l2_norm = compiled_l2_norm if xla else lars_math.l2_norm
   scalar = tf.TensorSpec([], dtype)
   signature = [
       tf.TensorSpec([], tf.resource),  # variable
@@ -75,14 +121,13 @@ def variable_update_function(
       next_velocity, direction = lars_math.popular_momentum(
           tf.raw_ops.ReadVariableOp(resource=velocity, dtype=dtype), grad,
           momentum, nesterov)
-    param_norm = lars_math.l2_norm(param) if adapt or telemetry else None
-    direction_norm = (lars_math.l2_norm(direction) if adapt and not paper
-                      else None)
+    param_norm = l2_norm(param) if adapt or telemetry else None
+    direction_norm = l2_norm(direction) if adapt and not paper else None
     grad_norm = None
     if telemetry or (adapt and paper):
       # Without decay, classic momentum's direction is the raw gradient.
       reuse = direction_norm is not None and classic_momentum and not decay
-      grad_norm = direction_norm if reuse else lars_math.l2_norm(raw_grad)
+      grad_norm = direction_norm if reuse else l2_norm(raw_grad)
     ratio = None
     if adapt:
       ratio = lars_math.layer_trust_ratio(
