@@ -24,14 +24,15 @@ TELEMETRY_FIELDS = ('trust_ratio', 'weight_norm', 'gradient_norm',
 def compiled_l2_norm(x: tf.Tensor) -> tf.Tensor:
   """`lars_math.l2_norm` as XLA compiles best: sums of squares by rows.
 
-  XLA turns `l2_norm`'s matrix-vector product into a dot that its CPU
-  backend runs as one sequential sum: slow, and imprecise over millions of
-  elements (relative error 2.7e-2 on 23.6M normal values). Here `x` is
-  viewed as rows of its last dimension; the squares are summed row by row,
-  which XLA runs in parallel, and the row sums are added by a dot with ones,
-  because a second `reduce_sum` would be merged with the first into one
-  slower whole-tensor reduction (docs/speed.md has the measurements).
-  Without XLA, `l2_norm` stays faster: TensorFlow would materialize `x²`.
+  Here `x` is viewed as rows of its last dimension; the squares are summed
+  row by row, which XLA runs in parallel, and the row sums are added by a dot
+  with ones, because a second `reduce_sum` would be merged with the first
+  into one slower whole-tensor reduction. Compiled into the ResNet-50 step it
+  measured a few percent faster than `l2_norm`'s `L2Loss` (2.2× against 2.3×
+  momentum SGD's step, 2026-12-01, `python -m
+  official_ext.benchmarks.optimizer_step --jit_compile --workloads=resnet50`),
+  and it stays precise over millions of elements. Without XLA, `l2_norm` is
+  faster: TensorFlow would materialize `x²`.
 
   Args:
     x: a tensor of any rank, known or not.

@@ -43,6 +43,14 @@ def test_l2_norm_of_large_float16_tensor_does_not_overflow():
   np.testing.assert_allclose(lars_math.l2_norm(x).numpy(), 3000.0, rtol=1e-6)
 
 
+def test_l2_norm_of_an_embedding_sized_tensor_is_exact_to_float32_rounding():
+  # BERT-base's word embeddings: 30522 x 768 values.
+  x = np.random.RandomState(0).randn(30522, 768).astype(np.float32)
+  reference = np.sqrt(np.sum(np.square(x, dtype=np.float64)))
+  np.testing.assert_allclose(lars_math.l2_norm(tf.constant(x)).numpy(),
+                             reference, rtol=1e-6)
+
+
 def test_weight_decayed_gradient_and_popular_momentum_on_plain_tensors():
   rs = np.random.RandomState(1)
   w, g, v = (rs.randn(4, 3) for _ in range(3))

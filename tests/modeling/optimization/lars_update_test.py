@@ -25,14 +25,14 @@ from official_ext.modeling.optimization import lars_update
 
 # Model Garden's update of a float32 variable that gets weight decay and
 # layer adaptation, classic momentum: the arguments (7 Placeholders), one
-# read of w; g + λw (Mul, AddV2); ‖w‖ and ‖g + λw‖ (Reshape, MatMul,
-# Squeeze, Sqrt each); the guarded ratio η‖w‖/‖u‖ (Minimum, Greater, Mul,
-# RealDiv, SelectV2); lr·t and lr·t·g (Mul, Mul); the fused momentum kernel;
-# the constants (two reshape shapes, 0, 1 and the kernel's lr) and the
-# function's return (Identity, NoOp).
+# read of w; g + λw (Mul, AddV2); ‖w‖ and ‖g + λw‖ (L2Loss, Mul by 2, Sqrt
+# each); the guarded ratio η‖w‖/‖u‖ (Minimum, Greater, Mul, RealDiv,
+# SelectV2); lr·t and lr·t·g (Mul, Mul); the fused momentum kernel; the
+# constants (two 2s, 0, 1 and the kernel's lr) and the function's return
+# (Identity, NoOp).
 MODEL_GARDEN_OPS = collections.Counter({
-    'Placeholder': 7, 'ReadVariableOp': 1, 'Mul': 4, 'AddV2': 1,
-    'Reshape': 2, 'MatMul': 2, 'Squeeze': 2, 'Sqrt': 2, 'Minimum': 1,
+    'Placeholder': 7, 'ReadVariableOp': 1, 'Mul': 6, 'AddV2': 1,
+    'L2Loss': 2, 'Sqrt': 2, 'Minimum': 1,
     'Greater': 1, 'RealDiv': 1, 'SelectV2': 1, 'ResourceApplyMomentum': 1,
     'Const': 5, 'Identity': 1, 'NoOp': 1})
 
@@ -45,8 +45,8 @@ ADDED_OPS = {
     # λ‖w‖ in the denominator; ‖g‖ replaces ‖g + λw‖.
     'trust_ratio_denominator': {'Mul': 1, 'AddV2': 1},
     # ‖g‖, a fourth argument and the write of the four values.
-    'telemetry': {'Placeholder': 1, 'Reshape': 1, 'MatMul': 1, 'Squeeze': 1,
-                  'Sqrt': 1, 'Pack': 1, 'AssignVariableOp': 1, 'Const': 1},
+    'telemetry': {'Placeholder': 1, 'L2Loss': 1, 'Mul': 1, 'Sqrt': 1,
+                  'Pack': 1, 'AssignVariableOp': 1, 'Const': 1},
 }
 
 OPTIONS_ON = {
@@ -184,8 +184,8 @@ def _traced_ops(jit_compile):
 
 def test_update_uses_the_compiled_norm_only_under_xla():
   compiled, plain = _traced_ops(jit_compile=True), _traced_ops(False)
-  assert 'MatMul' in plain and 'Sum' not in plain
-  assert 'Sum' in compiled and 'Square' in compiled
+  assert 'L2Loss' in plain and 'Sum' not in plain
+  assert 'Sum' in compiled and 'Square' in compiled and 'L2Loss' not in compiled
 
 
 def test_update_function_is_traced_once_per_context():
