@@ -1,0 +1,192 @@
+"""Constructor arguments of the Keras 3 LARS: split, validated, explained.
+
+The LARS options (their order, defaults and checks) are official_ext's,
+declared once in `official_ext.modeling.optimization.lars_options` and shared
+with the `tf_keras` class; this module only sorts a Keras 3 constructor call
+into learning rate, LARS options and Keras 3's own optimizer arguments, and
+refuses what would silently change the math on Keras 3.
+"""
+
+import dataclasses
+import re
+from typing import (Any, Dict, FrozenSet, Mapping, Optional, Sequence, Tuple)
+
+from official_ext.modeling.optimization import lars_options
+
+# Keras 3 optimizer arguments that LARS passes through unchanged, with the
+# check each gets (None: Keras checks it itself).
+_NUMERIC_KERAS_ARGUMENTS = ('clipnorm', 'clipvalue', 'global_clipnorm')
+KERAS_ARGUMENTS = _NUMERIC_KERAS_ARGUMENTS + (
+    'use_ema', 'ema_momentum', 'ema_overwrite_frequency', 'loss_scale_factor',
+    'gradient_accumulation_steps')
+
+# Keras 3 arguments LARS refuses, with why and what to use instead.
+_REFUSED_KERAS_ARGUMENTS = {
+    'weight_decay': (
+        "is Keras' decoupled weight decay (w ← w − lr·wd·w, outside the trust "
+        'ratio); LARS adds λ·w to the gradient before the trust ratio: use '
+        'weight_decay_rate'),
+    'decay': (
+        'is ignored by Keras 3 optimizers; use a '
+        'keras.optimizers.schedules.InverseTimeDecay learning rate'),
+}
+
+# Options of the tf_keras class that the Keras 3 class cannot honor.
+_TF_KERAS_ONLY_OPTIONS = {
+    'telemetry': (
+        "records into tf_keras optimizer variables and official_ext's "
+        'TensorBoard hooks; it is tf_keras-only'),
+}
+
+
+def check_learning_rate(value: Any) -> Any:
+  """A number ≥ 0 (as a float), a schedule or a callable.
+
+  Args:
+    value: the `learning_rate` argument.
+
+  Returns:
+    `value`, numbers as floats (Keras 3 accepts no ints).
+
+  Raises:
+    TypeError, ValueError: for anything else.
+  """
+  if callable(value):
+    return value
+  return lars_options.check_non_negative('learning_rate', value)
+
+
+def split_arguments(
+    learning_rate: Any, args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> Tuple[Any, Dict[str, Any], Dict[str, Any]]:
+  """Sorts a constructor call into learning rate, options and Keras kwargs.
+
+  Args:
+    learning_rate: the first argument.
+    args: the other positional arguments, in the order of the positional
+      `lars_options.OPTIONS` (Model Garden's constructor order).
+    kwargs: options and Keras 3 optimizer arguments by name.
+
+  Returns:
+    `(learning_rate, options, keras_kwargs)`: the checked learning rate,
+    every LARS option (checked, defaults filled in) and the Keras 3
+    arguments to pass on, `name` included.
+
+  Raises:
+    TypeError: too many positional arguments, an argument given twice or an
+      unknown argument.
+    ValueError: a value out of range, or a refused argument.
+  """
+  positional = [o.name for o in lars_options.OPTIONS if not o.keyword_only]
+  if len(args) > len(positional):
+    raise TypeError(f'LARS: takes at most {len(positional) + 1} positional '
+                    f'arguments (learning_rate, {", ".join(positional)}), '
+                    f'got {len(args) + 1}.')
+  values = dict(zip(positional, args))
+  keras_kwargs = {}
+  for key, value in kwargs.items():
+    if key in values:
+      raise TypeError(f'LARS: got {key} both by position and by name.')
+    if key in _REFUSED_KERAS_ARGUMENTS:
+      if value is not None:
+        raise ValueError(f'LARS: {key}={value!r} '
+                         f'{_REFUSED_KERAS_ARGUMENTS[key]}.')
+    elif key in KERAS_ARGUMENTS:
+      if key in _NUMERIC_KERAS_ARGUMENTS and value is not None:
+        value = lars_options.check_non_negative(key, value)
+      keras_kwargs[key] = value
+    else:
+      values[key] = value
+  options = lars_options.check_options(values)
+  for key, why in _TF_KERAS_ONLY_OPTIONS.items():
+    if options[key] != lars_options.OPTIONS[
+        lars_options.OPTION_NAMES.index(key)].default:
+      raise ValueError(f'LARS: {key}={options[key]!r} {why}.')
+  keras_kwargs['name'] = options['name']
+  return check_learning_rate(learning_rate), options, keras_kwargs
+
+
+def _without_output_index(name: str) -> str:
+  """`'dense/kernel:0'` → `'dense/kernel'`: Keras 3 paths have no suffix."""
+  return re.sub(r':\d+$', '', name)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExclusionSettings:
+  """The settings that exclude variables from one part of LARS.
+
+  Attributes:
+    purpose: `'weight_decay'` or `'layer_adaptation'`, for the reasons.
+    patterns: regexes searched in the variable's path.
+    names: exact variable paths.
+    one_dimensional: whether rank ≤ 1 excludes.
+    normalization: whether the normalization layers' variables are excluded.
+  """
+  purpose: str
+  patterns: Tuple[str, ...]
+  names: FrozenSet[str]
+  one_dimensional: bool
+  normalization: bool
+
+  def reason(self, path: str, rank: int,
+             normalization_paths: Optional[FrozenSet[str]]) -> Optional[str]:
+    """Which setting excludes the variable at `path`, or None.
+
+    Args:
+      path: the variable's Keras 3 path (`'dense/kernel'`).
+      rank: the variable's rank.
+      normalization_paths: the paths of the normalization layers'
+        variables, None if unknown.
+
+    Returns:
+      None, or the setting, e.g. `"exclude_from_weight_decay 'bias'"`.
+
+    Raises:
+      ValueError: if the normalization setting is on and
+        `normalization_paths` is None.
+    """
+    for pattern in self.patterns:
+      if re.search(pattern, path):
+        return f'exclude_from_{self.purpose} {pattern!r}'
+    if path in self.names:
+      return f'exclude_variables_from_{self.purpose}'
+    if self.one_dimensional and rank <= 1:
+      return f'exclude_one_dimensional_from_{self.purpose}'
+    if self.normalization:
+      if normalization_paths is None:
+        raise ValueError(
+            f'LARS: exclude_normalization_from_{self.purpose}=True, but the '
+            f"optimizer does not know the model's normalization variables: "
+            f'call official_ext.keras.use_model(optimizer, model) before '
+            f'training.')
+      if path in normalization_paths:
+        return f'exclude_normalization_from_{self.purpose}'
+    return None
+
+
+def exclusion_settings(
+    options: Mapping[str, Any]) -> Dict[str, ExclusionSettings]:
+  """The weight-decay and layer-adaptation exclusions `options` ask for.
+
+  Args:
+    options: checked options (`split_arguments`).
+
+  Returns:
+    `{'weight_decay': ..., 'layer_adaptation': ...}`; layer adaptation's
+    regexes default to weight decay's, as in Model Garden.
+  """
+  adaptation_patterns = options['exclude_from_layer_adaptation']
+  if adaptation_patterns is None:
+    adaptation_patterns = options['exclude_from_weight_decay']
+  patterns = {'weight_decay': options['exclude_from_weight_decay'],
+              'layer_adaptation': adaptation_patterns}
+  return {
+      purpose: ExclusionSettings(
+          purpose=purpose,
+          patterns=tuple(patterns[purpose] or ()),
+          names=frozenset(_without_output_index(n) for n in
+                          options[f'exclude_variables_from_{purpose}'] or ()),
+          one_dimensional=options[f'exclude_one_dimensional_from_{purpose}'],
+          normalization=options[f'exclude_normalization_from_{purpose}'])
+      for purpose in ('weight_decay', 'layer_adaptation')
+  }
