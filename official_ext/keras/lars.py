@@ -10,9 +10,10 @@ TensorFlow, JAX or PyTorch.
 Deliberate differences from the `tf_keras` class: exclusion regexes and
 exact names see Keras 3 variable paths (`'dense/kernel'`); normalization
 layers are found on a Keras 3 model (`use_model`); Keras' own decoupled
-`weight_decay` and the legacy `decay` argument are refused (LARS's weight
-decay is `weight_decay_rate`, added to the gradient); telemetry is
-`tf_keras`-only.
+`weight_decay`, its `exclude_from_weight_decay()` method and the legacy
+`decay` argument are refused (LARS's weight decay is `weight_decay_rate`,
+added to the gradient); options are read from `options`, not attributes;
+telemetry is `tf_keras`-only.
 """
 
 import types
@@ -47,8 +48,8 @@ class LARS(keras.optimizers.Optimizer):
   eeta=0.001, nesterov=False, classic_momentum=True,
   exclude_from_weight_decay=None, exclude_from_layer_adaptation=None,
   name='LARS', *, <keyword-only options>, **keras_kwargs)`: the arguments,
-  defaults and checks of official_ext's `tf_keras` LARS (see
-  `official_ext.keras.options`), plus Keras 3's `clipnorm`, `clipvalue`,
+  defaults and checks of official_ext's `tf_keras` LARS (declared once in
+  `official_ext.modeling.optimization.lars_options`), plus Keras 3's `clipnorm`, `clipvalue`,
   `global_clipnorm`, `use_ema`, `ema_momentum`, `ema_overwrite_frequency`,
   `loss_scale_factor` and `gradient_accumulation_steps`.
   """
@@ -110,18 +111,19 @@ class LARS(keras.optimizers.Optimizer):
     return self._normalization_paths
 
   def weight_decay_exclusion(self, variable: Any) -> Optional[str]:
-    """Why `variable` gets no weight decay, or None if it gets it.
+    """The setting that keeps `variable` from weight decay, or None.
+
+    As the tf_keras class's method, on the variable's Keras 3 path.
 
     Args:
       variable: a model variable (its `path` and rank are used).
 
     Returns:
-      None, or the setting that excludes it, e.g.
-      `"exclude_from_weight_decay 'bias'"` or `'weight_decay_rate = 0'`.
+      e.g. `"exclude_from_weight_decay 'bias'"`, `'weight_decay_rate = 0'`.
 
     Raises:
-      ValueError: if `exclude_normalization_from_weight_decay` is on and
-        `set_normalization_variables` was never called.
+      ValueError: a normalization exclusion without
+        `set_normalization_variables`.
     """
     if not self._options['weight_decay_rate']:
       return 'weight_decay_rate = 0'
