@@ -14,22 +14,22 @@ normalization layers, exact names), and per-variable telemetry (trust ratio,
 ‖w‖, ‖g‖, local learning rate) for TensorBoard.
 """
 
-import math
-import re
-from typing import (Any, Dict, FrozenSet, Iterable, List, Mapping, Optional,
-                    Sequence, Text, Tuple)
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Text
 
 import tensorflow as tf
 import tf_keras
 from tf_keras.src.optimizers.legacy import optimizer_v2
 
+from official_ext.modeling.optimization import lars_exclusion
 from official_ext.modeling.optimization import lars_math
 from official_ext.modeling.optimization import lars_options
+from official_ext.modeling.optimization import lars_telemetry
 from official_ext.modeling.optimization import lars_update
 from official_ext.modeling.optimization import lr_serialization
+from official_ext.modeling.optimization import variable_names
 
-# What telemetry records per variable; public here for telemetry readers.
-TELEMETRY_FIELDS = lars_update.TELEMETRY_FIELDS
+# What telemetry records per variable, for readers of `telemetry_scalars`.
+TELEMETRY_FIELDS = lars_telemetry.TELEMETRY_FIELDS
 
 
 def _check_learning_rate(value: Any) -> Any:
@@ -39,45 +39,6 @@ def _check_learning_rate(value: Any) -> Any:
       isinstance(value, tf.Variable)):
     return value
   return lars_options.check_non_negative('learning_rate', value)
-
-
-def first_match(patterns: Optional[Sequence[Text]],
-                name: str) -> Optional[Text]:
-  """The first regex of `patterns` that `re.search` finds in `name`."""
-  for pattern in patterns or ():
-    if re.search(pattern, name):
-      return pattern
-  return None
-
-
-def without_output_index(name: str) -> str:
-  """`'dense/kernel:0'` → `'dense/kernel'`: names as users write them."""
-  return re.sub(r':\d+$', '', name)
-
-
-def variable_name(var: tf.Variable) -> str:
-  """The name exclusion patterns see: the same on every replica.
-
-  Under a distribution strategy the optimizer updates per-replica components
-  named like `dense/kernel/replica_1:0`; their distributed container carries
-  the single-device name `dense/kernel:0`.
-
-  Args:
-    var: a variable, possibly a per-replica component or a distributed
-      variable (whose `handle` is unavailable in cross-replica context).
-
-  Returns:
-    The variable's single-device name.
-  """
-  if isinstance(var, tf.distribute.DistributedValues):
-    return var.name
-  # pylint: disable=protected-access
-  for owner in (var, getattr(var, 'handle', None)):
-    container = getattr(owner, '_distributed_container', None)
-    if container is not None and container() is not None:
-      return container().name
-  # pylint: enable=protected-access
-  return var.name
 
 
 @tf_keras.saving.register_keras_serializable(package='official_ext')
@@ -98,7 +59,8 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
   * `t = 1` for variables excluded from layer adaptation, or when a norm is 0.
 
   The keyword-only arguments select the published variants of `t` (see
-  `TrustRatioOptions`), exclusion selectors besides regexes, and telemetry;
+  `lars_math.TrustRatioOptions`), exclusion selectors besides regexes
+  (`lars_exclusion.ExclusionRules`), and telemetry (`lars_telemetry`);
   their defaults leave Model Garden's math unchanged.
   """
 
@@ -196,11 +158,15 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
     self.trust_ratio_options = lars_math.TrustRatioOptions(
         denominator=self.trust_ratio_denominator, epsilon=self.epsilon,
         trust_clip=self.trust_clip, max_trust_ratio=self.max_trust_ratio)
+    self.exclusion_rules: Dict[str, lars_exclusion.ExclusionRules] = {
+        purpose: lars_exclusion.ExclusionRules.from_options(options, purpose)
+        for purpose in lars_exclusion.PURPOSES
+    }
     # Set by `set_normalization_variables`; None until then.
     self._normalization_names: Optional[FrozenSet[str]] = None
-    # Variable key -> (variable name, [4] float32 telemetry variable). Not
-    # tracked: telemetry never enters checkpoints or get_weights().
-    self._telemetry_variables: Dict[Any, Tuple[str, tf.Variable]] = {}
+    # Not tracked: telemetry never enters checkpoints or get_weights().
+    self._telemetry = lars_telemetry.TelemetryVariables(
+        self._distribution_strategy_scope)
 
   def set_normalization_variables(self, variables: Iterable[tf.Variable]):
     """Names the variables that `exclude_normalization_from_*` select.
@@ -212,39 +178,18 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
       variables: the normalization layers' variables.
     """
     self._normalization_names = frozenset(
-        variable_name(var) for var in variables)
+        variable_names.variable_name(var) for var in variables)
 
   @property
   def normalization_variable_names(self) -> Optional[FrozenSet[str]]:
     """What `set_normalization_variables` was given; None if not called."""
     return self._normalization_names
 
-  def _excluded_by(self, var: tf.Variable, purpose: str,
-                   patterns: Optional[List[Text]], one_dimensional: bool,
-                   normalization: bool,
-                   names: Optional[List[Text]]) -> Optional[str]:
-    """Which setting excludes `var` from `purpose`, or None."""
-    name = variable_name(var)
-    pattern = first_match(patterns, name)
-    if pattern is not None:
-      return f'exclude_from_{purpose} {pattern!r}'
-    if names and without_output_index(name) in {
-        without_output_index(n) for n in names}:
-      return f'exclude_variables_from_{purpose}'
-    rank = var.shape.rank
-    if one_dimensional and rank is not None and rank <= 1:
-      return f'exclude_one_dimensional_from_{purpose}'
-    if normalization:
-      if self._normalization_names is None:
-        raise ValueError(
-            f'LARS: exclude_normalization_from_{purpose}=True, but the '
-            f"optimizer does not know the model's normalization variables: "
-            f'call official_ext.modeling.optimization.lars_exclusion.'
-            f'use_model(optimizer, model) (official_ext\'s launcher does) or '
-            f'LARS.set_normalization_variables(...) before training.')
-      if name in self._normalization_names:
-        return f'exclude_normalization_from_{purpose}'
-    return None
+  def _exclusion(self, var: tf.Variable, purpose: str) -> Optional[str]:
+    """Why `var` gets no `purpose`, or None; see `ExclusionRules.reason`."""
+    return self.exclusion_rules[purpose].reason(
+        variable_names.variable_name(var), var.shape.rank,
+        self._normalization_names)
 
   def weight_decay_exclusion(self, var: tf.Variable) -> Optional[str]:
     """Why `var` gets no weight decay, or None if it gets weight decay.
@@ -260,13 +205,7 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
       ValueError: if `exclude_normalization_from_weight_decay` is on and
         `set_normalization_variables` was never called.
     """
-    if not self.weight_decay_rate:
-      return 'weight_decay_rate = 0'
-    return self._excluded_by(var, 'weight_decay',
-                             self.exclude_from_weight_decay,
-                             self.exclude_one_dimensional_from_weight_decay,
-                             self.exclude_normalization_from_weight_decay,
-                             self.exclude_variables_from_weight_decay)
+    return self._exclusion(var, lars_exclusion.WEIGHT_DECAY)
 
   def layer_adaptation_exclusion(self, var: tf.Variable) -> Optional[str]:
     """Why `var` gets no layer adaptation, or None if it gets it.
@@ -281,32 +220,15 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
       ValueError: if `exclude_normalization_from_layer_adaptation` is on and
         `set_normalization_variables` was never called.
     """
-    return self._excluded_by(
-        var, 'layer_adaptation', self.exclude_from_layer_adaptation,
-        self.exclude_one_dimensional_from_layer_adaptation,
-        self.exclude_normalization_from_layer_adaptation,
-        self.exclude_variables_from_layer_adaptation)
+    return self._exclusion(var, lars_exclusion.LAYER_ADAPTATION)
 
   def _create_slots(self, var_list):
     for var in var_list:
       self.add_slot(var, 'momentum')
     if self.telemetry:
       for var in var_list:
-        self._create_telemetry_variable(var)
-
-  def _create_telemetry_variable(self, var: tf.Variable):
-    """Creates `var`'s telemetry variable, placed like its slots."""
-    key = optimizer_v2._var_key(var)  # pylint: disable=protected-access
-    if key in self._telemetry_variables:
-      return
-    with self._distribution_strategy_scope():
-      strategy = tf.distribute.get_strategy()
-      # As `add_slot` does: each replica's copy sits with the variable's.
-      with strategy.extended.colocate_vars_with(var):
-        stats = tf.Variable(
-            tf.zeros([len(TELEMETRY_FIELDS)], tf.float32), trainable=False,
-            name=f'{var._shared_name}/lars_telemetry')  # pylint: disable=protected-access
-    self._telemetry_variables[key] = (variable_name(var), stats)
+        key = optimizer_v2._var_key(var)  # pylint: disable=protected-access
+        self._telemetry.create(key, var)
 
   def telemetry_scalars(self) -> Dict[str, float]:
     """The last step's telemetry, as TensorBoard scalars.
@@ -316,16 +238,7 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
       has updated and every field of `TELEMETRY_FIELDS` (`<variable>` without
       its `:0`); empty if telemetry is off or no step ran yet.
     """
-    scalars = {}
-    for name, stats in self._telemetry_variables.values():
-      tag = without_output_index(name)
-      suffix, count = '', 1
-      while f'lars/{tag}{suffix}/{TELEMETRY_FIELDS[0]}' in scalars:
-        count += 1
-        suffix = f'_{count}'
-      for field, value in zip(TELEMETRY_FIELDS, stats.numpy().tolist()):
-        scalars[f'lars/{tag}{suffix}/{field}'] = value
-    return scalars
+    return self._telemetry.scalars()
 
   def _prepare_local(self, var_device, var_dtype, apply_state):
     super()._prepare_local(var_device, var_dtype, apply_state)
@@ -348,7 +261,7 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
                  coefficients['weight_decay_rate'], coefficients['eeta']]
     if self.telemetry:
       key = optimizer_v2._var_key(handle)  # pylint: disable=protected-access
-      arguments.append(self._telemetry_variables[key][1].handle)
+      arguments.append(self._telemetry.handle(key))
     return update(*arguments)
 
   def _resource_apply_sparse_duplicate_indices(self, grad, handle, indices,

@@ -1,88 +1,189 @@
-"""Which variables LARS excludes, resolved on a model and reported.
+"""Which variables LARS excludes from weight decay and layer adaptation.
 
 Regexes on variable names silently match nothing when names differ between
 frameworks, Keras versions or distribution strategies. Besides them, LARS has
-selectors that do not depend on names: variables of rank ≤ 1, and the
-variables of the model's normalization layers. The second needs the model:
-`use_model(optimizer, model)` finds the normalization layers by type (the
-classes in `normalization_layer_classes()`) and hands their variables to the
-LARS inside any optimizer wrappers. `exclusion_report` then says, for every
-trainable variable, whether it gets weight decay and layer adaptation and
-which setting decided it, and warns about every setting that matched nothing.
+selectors that do not depend on names: exact names, variables of rank ≤ 1,
+and the variables of the model's normalization layers. `ExclusionRules`, built
+from the checked options for one purpose, decides for a variable given its
+name, rank and the model's normalization variable names; the optimizer and the
+exclusion report both ask it. It is framework-neutral: nothing here imports
+TensorFlow or Keras at import time, so every LARS implementation can share it.
+
+The normalization selectors need the model: `use_model(optimizer, model)`
+finds the normalization layers' variables (`normalization_layers`) and hands
+them to the LARS inside any optimizer wrappers.
 """
+
 import dataclasses
-from typing import List, Optional, Sequence, Tuple
+import re
+from typing import (Any, FrozenSet, List, Mapping, Optional, Sequence, Tuple)
 
-import tensorflow as tf
-import tf_keras
+WEIGHT_DECAY = 'weight_decay'
+LAYER_ADAPTATION = 'layer_adaptation'
+PURPOSES = (WEIGHT_DECAY, LAYER_ADAPTATION)
 
-from official.nlp.modeling.layers import mobile_bert_layers
-from official.nlp.modeling.layers import transformer_encoder_block
-from official_ext.modeling.optimization import lars
-
-# Layer classes whose variables `exclude_normalization_from_*` select,
-# subclasses included. Model Garden's vision models use Keras' batch
-# normalization (synchronized or not); its NLP models, LayerNormalization,
-# RMSNorm and MobileBERT's NoNorm.
-_NORMALIZATION_LAYERS: List[type] = [
-    tf_keras.layers.BatchNormalization,
-    tf_keras.layers.experimental.SyncBatchNormalization,
-    tf_keras.layers.LayerNormalization,
-    tf_keras.layers.GroupNormalization,
-    transformer_encoder_block.RMSNorm,
-    mobile_bert_layers.NoNorm,
-]
+# (name, rank) of a variable; rank None when unknown.
+NameAndRank = Tuple[str, Optional[int]]
 
 
-def register_normalization_layer(layer_cls: type):
-  """Adds a layer class (and its subclasses) to the normalization layers.
+def first_match(patterns: Sequence[str], name: str) -> Optional[str]:
+  """The first regex of `patterns` that `re.search` finds in `name`."""
+  for pattern in patterns:
+    if re.search(pattern, name):
+      return pattern
+  return None
 
-  Args:
-    layer_cls: a `tf_keras.layers.Layer` subclass.
 
-  Raises:
-    TypeError: if `layer_cls` is not a Keras layer class.
+def without_output_index(name: str) -> str:
+  """`'dense/kernel:0'` → `'dense/kernel'`: names as users write them."""
+  return re.sub(r':\d+$', '', name)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExclusionRules:
+  """The settings that exclude variables from one purpose.
+
+  Attributes:
+    purpose: `'weight_decay'` or `'layer_adaptation'`.
+    patterns: regexes searched in the variable's name.
+    patterns_inherited: True when `patterns` are `exclude_from_weight_decay`'s,
+      because `exclude_from_layer_adaptation` is None (Model Garden's
+      fallback); the report then checks them once, for weight decay.
+    variable_names: exact names, with or without the `:0` suffix.
+    one_dimensional: whether variables of rank ≤ 1 are excluded.
+    normalization: whether the model's normalization variables are excluded.
+    excludes_every_variable: the setting that excludes every variable
+      (`'weight_decay_rate = 0'`), or None.
   """
-  if not (isinstance(layer_cls, type) and
-          issubclass(layer_cls, tf_keras.layers.Layer)):
-    raise TypeError(f'register_normalization_layer needs a tf_keras Layer '
-                    f'subclass, got {layer_cls!r}.')
-  if layer_cls not in _NORMALIZATION_LAYERS:
-    _NORMALIZATION_LAYERS.append(layer_cls)
+  purpose: str
+  patterns: Tuple[str, ...] = ()
+  patterns_inherited: bool = False
+  variable_names: Tuple[str, ...] = ()
+  one_dimensional: bool = False
+  normalization: bool = False
+  excludes_every_variable: Optional[str] = None
 
+  @classmethod
+  def from_options(cls, options: Mapping[str, Any],
+                   purpose: str) -> 'ExclusionRules':
+    """The rules for `purpose` of checked options.
 
-def normalization_layer_classes() -> Tuple[type, ...]:
-  """The layer classes whose variables count as normalization variables."""
-  return tuple(_NORMALIZATION_LAYERS)
+    Args:
+      options: the output of `lars_options.check_options`.
+      purpose: one of `PURPOSES`.
 
+    Returns:
+      The rules.
 
-def normalization_variables(model: tf.Module) -> List[tf.Variable]:
-  """The trainable variables of `model`'s normalization layers.
+    Raises:
+      ValueError: if `purpose` is not one of `PURPOSES`.
+    """
+    if purpose not in PURPOSES:
+      raise ValueError(f'LARS: exclusion purpose must be one of {PURPOSES}, '
+                       f'got {purpose!r}.')
+    patterns = options[f'exclude_from_{purpose}']
+    inherited = purpose == LAYER_ADAPTATION and patterns is None
+    if inherited:
+      patterns = options['exclude_from_weight_decay']
+    no_decay = purpose == WEIGHT_DECAY and not options['weight_decay_rate']
+    return cls(
+        purpose=purpose,
+        patterns=tuple(patterns or ()),
+        patterns_inherited=inherited,
+        variable_names=tuple(options[f'exclude_variables_from_{purpose}'] or
+                             ()),
+        one_dimensional=options[f'exclude_one_dimensional_from_{purpose}'],
+        normalization=options[f'exclude_normalization_from_{purpose}'],
+        excludes_every_variable='weight_decay_rate = 0' if no_decay else None)
 
-  Args:
-    model: a built Keras model (or any `tf.Module` holding Keras layers).
+  def _field(self, kind: str) -> str:
+    return f'exclude_{kind}_{self.purpose}'
 
-  Returns:
-    The variables, in the order `model.submodules` lists the layers.
+  def reason(self, name: str, rank: Optional[int],
+             normalization_names: Optional[FrozenSet[str]]) -> Optional[str]:
+    """The setting that excludes a variable, or None if none does.
 
-  Raises:
-    ValueError: if a normalization layer is not built yet, so that its
-      variables do not exist.
-  """
-  variables = []
-  for module in model.submodules:
-    if isinstance(module, normalization_layer_classes()):
-      if not module.built:
+    Args:
+      name: the variable's name as every replica knows it, e.g.
+        `'dense/kernel:0'`.
+      rank: its rank, None if unknown.
+      normalization_names: the names of the model's normalization variables,
+        None if the model was never handed over (`use_model`).
+
+    Returns:
+      The first setting that excludes it, e.g.
+      `"exclude_from_weight_decay 'bias'"`, or None.
+
+    Raises:
+      ValueError: if the normalization selector is on and
+        `normalization_names` is None.
+    """
+    if self.excludes_every_variable:
+      return self.excludes_every_variable
+    pattern = first_match(self.patterns, name)
+    if pattern is not None:
+      return f'{self._field("from")} {pattern!r}'
+    if without_output_index(name) in {
+        without_output_index(n) for n in self.variable_names}:
+      return self._field('variables_from')
+    if self.one_dimensional and rank is not None and rank <= 1:
+      return self._field('one_dimensional_from')
+    if self.normalization:
+      if normalization_names is None:
         raise ValueError(
-            f'Normalization layer {module.name!r} of the model is not built, '
-            f'so LARS cannot exclude its variables: build the model (call it '
-            f'once) before training.')
-      variables += module.trainable_variables
-  return variables
+            f'LARS: {self._field("normalization_from")}=True, but the '
+            f"optimizer does not know the model's normalization variables: "
+            f'call official_ext.modeling.optimization.lars_exclusion.'
+            f"use_model(optimizer, model) (official_ext's launcher does) or "
+            f'LARS.set_normalization_variables(...) before training.')
+      if name in normalization_names:
+        return self._field('normalization_from')
+    return None
+
+  def unmatched_settings(
+      self, variables: Sequence[NameAndRank],
+      normalization_names: Optional[FrozenSet[str]],
+      normalization_layers: Sequence[str] = ()) -> List[str]:
+    """A warning for each setting that selects none of `variables`.
+
+    Args:
+      variables: (name, rank) of the model's trainable variables.
+      normalization_names: the model's normalization variable names, or None.
+      normalization_layers: the normalization layer class names, named in the
+        warning of a normalization selector that selects nothing.
+
+    Returns:
+      One warning per setting, in the order `reason` tries them.
+    """
+    names = [name for name, _ in variables]
+    short_names = {without_output_index(name) for name in names}
+    warnings = []
+    for pattern in () if self.patterns_inherited else self.patterns:
+      if not any(first_match([pattern], name) for name in names):
+        warnings.append(f'LARS {self._field("from")} pattern {pattern!r} '
+                        f'matches no trainable variable.')
+    for name in self.variable_names:
+      if without_output_index(name) not in short_names:
+        warnings.append(f'LARS {self._field("variables_from")} names '
+                        f'{name!r}, which is no trainable variable.')
+    if self.one_dimensional and not any(
+        rank is not None and rank <= 1 for _, rank in variables):
+      warnings.append(f'LARS {self._field("one_dimensional_from")} is on, but '
+                      f'no trainable variable has rank <= 1.')
+    if self.normalization and not set(names) & (normalization_names or set()):
+      warnings.append(
+          f'LARS {self._field("normalization_from")} is on, but the model has '
+          f'no trainable variable in a normalization layer '
+          f'({", ".join(normalization_layers)}; add others with '
+          f'normalization_layers.register_normalization_layer).')
+    return warnings
 
 
-def find_lars(optimizer) -> Optional[lars.LARS]:
+def find_lars(optimizer: Any) -> Optional[Any]:
   """The official_ext LARS inside optimizer wrappers, or None.
+
+  A LARS is recognized by its `exclusion_rules` and
+  `set_normalization_variables`, so every official_ext LARS class is found.
 
   Args:
     optimizer: an optimizer, possibly a LossScaleOptimizer or Model Garden's
@@ -91,13 +192,15 @@ def find_lars(optimizer) -> Optional[lars.LARS]:
   Returns:
     The LARS, or None if the innermost optimizer is something else.
   """
-  while optimizer is not None and not isinstance(optimizer, lars.LARS):
+  while optimizer is not None and not (
+      hasattr(optimizer, 'exclusion_rules') and
+      hasattr(optimizer, 'set_normalization_variables')):
     optimizer = (getattr(optimizer, 'inner_optimizer', None) or
                  getattr(optimizer, '_optimizer', None))
   return optimizer
 
 
-def use_model(optimizer, model: tf.Module) -> Optional[lars.LARS]:
+def use_model(optimizer: Any, model: Any) -> Optional[Any]:
   """Tells the LARS inside `optimizer` which variables are normalization's.
 
   Call it once the model is built and before the first training step; only
@@ -106,150 +209,17 @@ def use_model(optimizer, model: tf.Module) -> Optional[lars.LARS]:
 
   Args:
     optimizer: an optimizer, possibly wrapping LARS.
-    model: the model it will train.
+    model: the model it will train, a built tf_keras model.
 
   Returns:
     The LARS found, or None.
   """
   found = find_lars(optimizer)
-  if found is not None and (
-      found.exclude_normalization_from_weight_decay or
-      found.exclude_normalization_from_layer_adaptation):
-    found.set_normalization_variables(normalization_variables(model))
+  if found is not None and any(
+      rules.normalization for rules in found.exclusion_rules.values()):
+    # Imported here, when a model is handed over, so that importing this
+    # module loads no framework.
+    from official_ext.modeling.optimization import normalization_layers  # pylint: disable=g-import-not-at-top
+    found.set_normalization_variables(
+        normalization_layers.normalization_variables(model))
   return found
-
-
-@dataclasses.dataclass(frozen=True)
-class VariableDecision:
-  """What LARS does with one variable.
-
-  Attributes:
-    name: the variable's name.
-    shape: its shape.
-    weight_decay_exclusion: None if it gets weight decay, else the setting
-      that excludes it.
-    layer_adaptation_exclusion: None if it gets layer adaptation, else the
-      setting that excludes it.
-  """
-  name: str
-  shape: tf.TensorShape
-  weight_decay_exclusion: Optional[str]
-  layer_adaptation_exclusion: Optional[str]
-
-
-_HEADER = ('variable', 'shape', 'weight decay', 'layer adaptation')
-
-
-def _decision_text(exclusion: Optional[str]) -> str:
-  return 'yes' if exclusion is None else f'no ({exclusion})'
-
-
-@dataclasses.dataclass(frozen=True)
-class ExclusionReport:
-  """Every trainable variable's LARS treatment, and unmatched settings.
-
-  Attributes:
-    variables: one decision per trainable variable, in the model's order.
-    warnings: one message per exclusion setting that matched no variable.
-  """
-  variables: Sequence[VariableDecision]
-  warnings: Sequence[str]
-
-  def table(self) -> str:
-    """The decisions as an aligned text table, with a summary line."""
-    rows = [_HEADER] + [
-        (d.name, str(d.shape), _decision_text(d.weight_decay_exclusion),
-         _decision_text(d.layer_adaptation_exclusion))
-        for d in self.variables
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER))]
-    lines = ['  '.join(cell.ljust(width)
-                       for cell, width in zip(row, widths)).rstrip()
-             for row in rows]
-    lines.insert(1, '  '.join('-' * width for width in widths))
-    decayed = sum(d.weight_decay_exclusion is None for d in self.variables)
-    adapted = sum(d.layer_adaptation_exclusion is None for d in self.variables)
-    lines.append(f'{len(self.variables)} trainable variables: {decayed} get '
-                 f'weight decay, {adapted} get layer adaptation.')
-    return '\n'.join(lines)
-
-  def text(self) -> str:
-    """The table followed by the warnings."""
-    return '\n'.join([self.table()] +
-                     [f'WARNING: {warning}' for warning in self.warnings])
-
-
-def _unmatched_setting_warnings(optimizer: lars.LARS,
-                                variables: Sequence[tf.Variable]
-                               ) -> List[str]:
-  """A warning for each exclusion setting that selects no variable."""
-  names = [lars.variable_name(v) for v in variables]
-  short_names = {lars.without_output_index(n) for n in names}
-  config = optimizer.get_config()
-  warnings = []
-  for field in ('exclude_from_weight_decay', 'exclude_from_layer_adaptation'):
-    # None for layer adaptation means "the weight decay list", checked above.
-    for pattern in config[field] or ():
-      if not any(lars.first_match([pattern], name) for name in names):
-        warnings.append(f'LARS {field} pattern {pattern!r} matches no '
-                        f'trainable variable.')
-  for field in ('exclude_variables_from_weight_decay',
-                'exclude_variables_from_layer_adaptation'):
-    for name in config[field] or ():
-      if lars.without_output_index(name) not in short_names:
-        warnings.append(f'LARS {field} names {name!r}, which is no '
-                        f'trainable variable.')
-  for purpose in ('weight_decay', 'layer_adaptation'):
-    field = f'exclude_one_dimensional_from_{purpose}'
-    if config[field] and not any(
-        v.shape.rank is not None and v.shape.rank <= 1 for v in variables):
-      warnings.append(f'LARS {field} is on, but no trainable variable has '
-                      f'rank <= 1.')
-    field = f'exclude_normalization_from_{purpose}'
-    if config[field] and not set(names) & (
-        optimizer.normalization_variable_names or set()):
-      classes = ', '.join(c.__name__ for c in normalization_layer_classes())
-      warnings.append(
-          f'LARS {field} is on, but the model has no trainable variable in a '
-          f'normalization layer ({classes}; add others with '
-          f'lars_exclusion.register_normalization_layer).')
-  return warnings
-
-
-def _exclusion(optimizer: lars.LARS, var: tf.Variable,
-               purpose: str) -> Optional[str]:
-  if purpose == 'weight_decay':
-    return optimizer.weight_decay_exclusion(var)
-  return optimizer.layer_adaptation_exclusion(var)
-
-
-def exclusion_report(variables: Sequence[tf.Variable],
-                     optimizer) -> ExclusionReport:
-  """What the LARS inside `optimizer` does with each of `variables`.
-
-  Args:
-    variables: the model's trainable variables.
-    optimizer: a LARS, possibly wrapped; with normalization selectors on,
-      `use_model` must have been called.
-
-  Returns:
-    The report.
-
-  Raises:
-    ValueError: if `optimizer` holds no official_ext LARS.
-  """
-  found = find_lars(optimizer)
-  if found is None:
-    raise ValueError(f'The exclusion report describes official_ext LARS; the '
-                     f'optimizer is {type(optimizer).__name__}.')
-  decisions = [
-      VariableDecision(
-          name=lars.variable_name(var),
-          shape=var.shape,
-          weight_decay_exclusion=_exclusion(found, var, 'weight_decay'),
-          layer_adaptation_exclusion=_exclusion(found, var,
-                                                'layer_adaptation'))
-      for var in variables
-  ]
-  return ExclusionReport(decisions,
-                         _unmatched_setting_warnings(found, variables))

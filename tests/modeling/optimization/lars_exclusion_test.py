@@ -1,88 +1,130 @@
-"""Tests for LARS exclusion on a model: normalization layers and the report."""
+"""Tests for lars_exclusion: ExclusionRules, use_model, and the selectors
+as the optimizer applies them."""
+
+import re
+
+import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
 
 from official.modeling.optimization import ema_optimizer
-from official.nlp.modeling.layers import transformer_encoder_block
 from official_ext.modeling.optimization import lars
 from official_ext.modeling.optimization import lars_exclusion
+from official_ext.modeling.optimization import lars_options
+from tests.modeling.optimization import lars_testing
 
 
-class _Block(tf_keras.layers.Layer):
-  """A custom layer holding a normalization layer: found by type, not name."""
 
-  def __init__(self, **kwargs):
-    super().__init__(**kwargs)
-    self.projection = tf_keras.layers.Dense(4, name='projection')
-    self.norm = tf_keras.layers.GroupNormalization(groups=2, name='gn')
-
-  def call(self, x):
-    return self.norm(self.projection(x))
+# ------------------------------------------------------------ ExclusionRules
 
 
-def _model():
-  inputs = tf_keras.Input((6, 6, 2))
-  x = tf_keras.layers.Conv2D(4, 3, use_bias=False, name='stem')(inputs)
-  x = tf_keras.layers.BatchNormalization(name='bn_renamed')(x)
-  x = tf_keras.layers.experimental.SyncBatchNormalization(name='sync')(x)
-  x = tf_keras.layers.Flatten()(x)
-  x = _Block(name='block')(x)
-  x = tf_keras.layers.LayerNormalization(name='ln')(x)
-  x = transformer_encoder_block.RMSNorm(name='rms')(x)
-  return tf_keras.Model(inputs, tf_keras.layers.Dense(3, name='head')(x))
+def _rules(purpose, **options):
+  return lars_exclusion.ExclusionRules.from_options(
+      lars_options.check_options(options), purpose)
 
 
-NORMALIZATION_NAMES = [
-    'bn_renamed/gamma:0', 'bn_renamed/beta:0', 'sync/gamma:0', 'sync/beta:0',
-    'block/gn/gamma:0', 'block/gn/beta:0', 'ln/gamma:0', 'ln/beta:0',
-    'rms/rms/scale:0']
+def test_rules_from_options():
+  assert _rules('weight_decay', weight_decay_rate=0.1,
+                exclude_from_weight_decay=['bias'],
+                exclude_variables_from_weight_decay=['a:0'],
+                exclude_one_dimensional_from_layer_adaptation=True,
+                exclude_normalization_from_weight_decay=True) == (
+                    lars_exclusion.ExclusionRules(
+                        'weight_decay', patterns=('bias',),
+                        variable_names=('a:0',), normalization=True))
+  # Model Garden's fallback: None means the weight decay regexes.
+  assert _rules('layer_adaptation', exclude_from_weight_decay=['bias'],
+                exclude_one_dimensional_from_layer_adaptation=True) == (
+                    lars_exclusion.ExclusionRules(
+                        'layer_adaptation', patterns=('bias',),
+                        patterns_inherited=True, one_dimensional=True))
+  assert _rules('layer_adaptation', exclude_from_weight_decay=['bias'],
+                exclude_from_layer_adaptation=[]) == (
+                    lars_exclusion.ExclusionRules('layer_adaptation'))
+  assert _rules('weight_decay').excludes_every_variable == (
+      'weight_decay_rate = 0')
+  with pytest.raises(ValueError, match="'momentum'"):
+    _rules('momentum')
 
 
-def test_normalization_variables_found_by_layer_type_at_any_depth():
-  names = sorted(v.name for v in lars_exclusion.normalization_variables(
-      _model()))
-  assert names == sorted(NORMALIZATION_NAMES)
+def test_reason_is_the_first_setting_that_selects():
+  rules = lars_exclusion.ExclusionRules(
+      'layer_adaptation', patterns=('^dense', 'kernel'),
+      variable_names=('conv/kernel', 'dense/bias:0'), one_dimensional=True,
+      normalization=True)
+  norm = frozenset(['bn/gamma:0', 'conv/kernel:0'])
+  assert rules.reason('dense/kernel:0', 2, norm) == (
+      "exclude_from_layer_adaptation '^dense'")
+  assert rules.reason('conv/kernel:0', 4, norm) == (
+      "exclude_from_layer_adaptation 'kernel'")
+  assert rules.reason('conv/bias:0', 1, norm) == (
+      'exclude_one_dimensional_from_layer_adaptation')
+  assert rules.reason('bn/gamma:0', 1, norm) == (
+      'exclude_one_dimensional_from_layer_adaptation')
+  assert rules.reason('bn/gamma:0', None, norm) == (
+      'exclude_normalization_from_layer_adaptation')
+  assert rules.reason('other/scale:0', 3, norm) is None
 
 
-def test_unbuilt_normalization_layer_is_an_error():
-  model = tf_keras.Sequential([tf_keras.layers.Dense(2),
-                               tf_keras.layers.BatchNormalization(name='bn')])
-  with pytest.raises(ValueError, match="'bn'.*not built"):
-    lars_exclusion.normalization_variables(model)
+def test_exact_names_match_with_or_without_output_index_only():
+  rules = lars_exclusion.ExclusionRules(
+      'weight_decay', variable_names=('conv/kernel', 'dense/bias:0'))
+  for name in ('conv/kernel:0', 'conv/kernel', 'dense/bias:0', 'dense/bias'):
+    assert rules.reason(name, 2, None) == (
+        'exclude_variables_from_weight_decay'), name
+  for name in ('conv/kernel_1:0', 'my/conv/kernel:0', 'dense/bias:1x'):
+    assert rules.reason(name, 2, None) is None, name
 
 
-def test_registered_layer_classes_count_as_normalization():
+def test_normalization_selector_without_the_model_is_an_error():
+  rules = lars_exclusion.ExclusionRules('weight_decay', normalization=True)
+  with pytest.raises(ValueError, match='exclude_normalization_from_weight_'
+                     'decay=True.*use_model'):
+    rules.reason('bn/gamma:0', 1, None)
+  assert rules.reason('bn/gamma:0', 1, frozenset()) is None
 
-  class Scale(tf_keras.layers.Layer):
 
-    def build(self, input_shape):
-      self.scale = self.add_weight('scale', shape=input_shape[-1:])
+def test_unmatched_settings_warn_once_each():
+  rules = lars_exclusion.ExclusionRules(
+      'weight_decay', patterns=('kernel', 'BatchNorm'),
+      variable_names=('dense/kernel:0', 'Dense/kernel'), one_dimensional=True,
+      normalization=True)
+  assert rules.unmatched_settings(
+      [('dense/kernel:0', 2)], frozenset(), ['BatchNormalization']) == [
+          "LARS exclude_from_weight_decay pattern 'BatchNorm' matches no "
+          'trainable variable.',
+          "LARS exclude_variables_from_weight_decay names 'Dense/kernel', "
+          'which is no trainable variable.',
+          'LARS exclude_one_dimensional_from_weight_decay is on, but no '
+          'trainable variable has rank <= 1.',
+          'LARS exclude_normalization_from_weight_decay is on, but the model '
+          'has no trainable variable in a normalization layer '
+          '(BatchNormalization; add others with '
+          'normalization_layers.register_normalization_layer).']
+  inherited = lars_exclusion.ExclusionRules(
+      'layer_adaptation', patterns=('BatchNorm',), patterns_inherited=True)
+  assert inherited.unmatched_settings([('dense/kernel:0', 2)], None) == []
 
-    def call(self, x):
-      return x * self.scale
 
-  model = tf_keras.Sequential([tf_keras.Input((3,)), Scale(name='my_norm')])
-  assert lars_exclusion.normalization_variables(model) == []
-  with pytest.raises(TypeError, match='Layer subclass'):
-    lars_exclusion.register_normalization_layer(object)
-  lars_exclusion.register_normalization_layer(Scale)
-  try:
-    assert [v.name for v in lars_exclusion.normalization_variables(model)] == [
-        'my_norm/scale:0']
-  finally:
-    lars_exclusion._NORMALIZATION_LAYERS.remove(Scale)  # pylint: disable=protected-access
+def test_importing_needs_no_framework():
+  lars_testing.assert_imports_no_framework(
+      'official_ext.modeling.optimization.lars_exclusion')
+
+
+# ------------------------------------------------------------ use_model
 
 
 def test_find_lars_and_use_model_see_through_wrappers():
-  model = _model()
+  model = lars_testing.normalization_model()
   inner = lars.LARS(weight_decay_rate=1e-4,
                     exclude_normalization_from_weight_decay=True)
   wrapped = tf_keras.mixed_precision.LossScaleOptimizer(
       ema_optimizer.ExponentialMovingAverage(inner))
   assert lars_exclusion.find_lars(wrapped) is inner
   assert lars_exclusion.use_model(wrapped, model) is inner
-  assert inner.normalization_variable_names == frozenset(NORMALIZATION_NAMES)
+  assert inner.normalization_variable_names == frozenset(
+      lars_testing.NORMALIZATION_NAMES)
   sgd = tf_keras.optimizers.legacy.SGD()
   assert lars_exclusion.find_lars(sgd) is None
   assert lars_exclusion.use_model(sgd, model) is None
@@ -90,84 +132,131 @@ def test_find_lars_and_use_model_see_through_wrappers():
 
 def test_use_model_leaves_lars_without_normalization_selectors_alone():
   optimizer = lars.LARS()
-  assert lars_exclusion.use_model(optimizer, _model()) is optimizer
+  model = lars_testing.normalization_model()
+  assert lars_exclusion.use_model(optimizer, model) is optimizer
   assert optimizer.normalization_variable_names is None
 
 
-def test_report_rows_say_what_and_why():
-  model = _model()
-  optimizer = lars.LARS(
-      weight_decay_rate=1e-4, exclude_from_weight_decay=['head'],
-      exclude_from_layer_adaptation=[],
+# ----------------------------------------- selectors through the optimizer
+
+
+def _selector_variables():
+  return {
+      'conv/kernel': tf.Variable(tf.fill([2, 2, 1, 3], 2.0),
+                                 name='conv/kernel'),
+      'bn/gamma': tf.Variable(tf.fill([3], 2.0), name='bn/gamma'),
+      'dense/kernel': tf.Variable(tf.fill([3, 2], 2.0), name='dense/kernel'),
+      'dense/bias': tf.Variable(tf.fill([2], 2.0), name='dense/bias'),
+  }
+
+
+def _decisions(optimizer, variables):
+  return {name: (optimizer.weight_decay_exclusion(var),
+                 optimizer.layer_adaptation_exclusion(var))
+          for name, var in variables.items()}
+
+
+def test_one_dimensional_selectors_use_rank_not_names():
+  variables = _selector_variables()
+  opt = lars.LARS(weight_decay_rate=1e-4,
+                  exclude_one_dimensional_from_weight_decay=True,
+                  exclude_one_dimensional_from_layer_adaptation=True)
+  one_d = ('exclude_one_dimensional_from_weight_decay',
+           'exclude_one_dimensional_from_layer_adaptation')
+  assert _decisions(opt, variables) == {
+      'conv/kernel': (None, None), 'bn/gamma': one_d,
+      'dense/kernel': (None, None), 'dense/bias': one_d}
+
+
+def test_exact_name_selectors_accept_names_with_or_without_index():
+  variables = _selector_variables()
+  opt = lars.LARS(weight_decay_rate=1e-4,
+                  exclude_variables_from_weight_decay=['dense/kernel:0'],
+                  exclude_variables_from_layer_adaptation=['conv/kernel',
+                                                           'conv'])
+  decisions = _decisions(opt, variables)
+  assert decisions['dense/kernel'] == (
+      'exclude_variables_from_weight_decay', None)
+  assert decisions['conv/kernel'] == (
+      None, 'exclude_variables_from_layer_adaptation')
+  # Exact: 'conv' is no prefix match, and nothing else is excluded.
+  assert decisions['bn/gamma'] == decisions['dense/bias'] == (None, None)
+
+
+def test_normalization_selectors_need_the_model_and_then_select_by_identity():
+  variables = _selector_variables()
+  opt = lars.LARS(weight_decay_rate=1e-4,
+                  exclude_normalization_from_layer_adaptation=True)
+  with pytest.raises(ValueError,
+                     match='exclude_normalization_from_layer_adaptation.*'
+                     'use_model'):
+    opt.layer_adaptation_exclusion(variables['bn/gamma'])
+  with pytest.raises(ValueError, match='use_model'):
+    opt.apply_gradients([(tf.ones([3]), variables['bn/gamma'])])
+  opt.set_normalization_variables([variables['bn/gamma']])
+  assert opt.normalization_variable_names == frozenset(['bn/gamma:0'])
+  assert _decisions(opt, variables)['bn/gamma'] == (
+      None, 'exclude_normalization_from_layer_adaptation')
+  assert _decisions(opt, variables)['dense/bias'] == (None, None)
+
+
+def test_reasons_name_the_first_setting_that_excludes():
+  variables = _selector_variables()
+  opt = lars.LARS(weight_decay_rate=0.0, exclude_from_layer_adaptation=['bn'],
+                  exclude_one_dimensional_from_layer_adaptation=True)
+  decisions = _decisions(opt, variables)
+  assert decisions['bn/gamma'] == ('weight_decay_rate = 0',
+                                   "exclude_from_layer_adaptation 'bn'")
+  assert decisions['dense/bias'][1] == (
+      'exclude_one_dimensional_from_layer_adaptation')
+
+
+def test_selectors_change_the_update_like_equivalent_regexes():
+  """Selectors only choose variables: same steps as the regexes they mean."""
+  kwargs = dict(learning_rate=0.4, weight_decay_rate=5e-3, eeta=0.01)
+  by_selector = lars_testing.parity_model()
+  by_regex = lars_testing.parity_model()
+  opt = lars.LARS(
       exclude_one_dimensional_from_weight_decay=True,
       exclude_normalization_from_layer_adaptation=True,
-      exclude_variables_from_layer_adaptation=['stem/kernel'])
-  lars_exclusion.use_model(optimizer, model)
-  report = lars_exclusion.exclusion_report(model.trainable_variables,
-                                           optimizer)
-  rows = {d.name: (d.shape.as_list(), d.weight_decay_exclusion,
-                   d.layer_adaptation_exclusion) for d in report.variables}
-  assert list(rows) == [v.name for v in model.trainable_variables]
-  assert rows['stem/kernel:0'] == (
-      [3, 3, 2, 4], None, 'exclude_variables_from_layer_adaptation')
-  assert rows['bn_renamed/gamma:0'] == (
-      [4], 'exclude_one_dimensional_from_weight_decay',
-      'exclude_normalization_from_layer_adaptation')
-  assert rows['block/projection/kernel:0'] == ([64, 4], None, None)
-  assert rows['block/projection/bias:0'][1:] == (
-      'exclude_one_dimensional_from_weight_decay', None)
-  assert rows['head/kernel:0'][1:] == ("exclude_from_weight_decay 'head'",
-                                       None)
-  # RMSNorm's scale has shape [1, 4]: only the layer-type selector sees it.
-  assert rows['rms/rms/scale:0'] == (
-      [1, 4], None, 'exclude_normalization_from_layer_adaptation')
-  assert report.warnings == []
-  table = report.table()
-  assert 'no (exclude_normalization_from_layer_adaptation)' in table
-  assert table.splitlines()[0].split() == ['variable', 'shape', 'weight',
-                                           'decay', 'layer', 'adaptation']
-  assert table.splitlines()[-1] == (
-      '14 trainable variables: 3 get weight decay, 4 get layer adaptation.')
+      exclude_variables_from_layer_adaptation=[
+          by_selector.layers[-1].kernel.name],
+      **kwargs)
+  opt.set_normalization_variables(
+      by_selector.layers[1].trainable_variables +
+      by_selector.layers[4].trainable_variables)
+  lars_testing.train(opt, steps=4, model=by_selector)
+  lars_testing.train(lars.LARS(
+      exclude_from_weight_decay=['batch_normalization', 'layer_normalization',
+                                 'bias'],
+      exclude_from_layer_adaptation=[
+          'batch_normalization', 'layer_normalization',
+          re.escape(by_regex.layers[-1].kernel.name)],
+      **kwargs), steps=4, model=by_regex)
+  lars_testing.assert_weights_close(by_selector.get_weights(),
+                                    by_regex.get_weights(), rtol=0)
 
 
-def test_report_warns_about_every_setting_that_matches_nothing():
-  model = tf_keras.Sequential([
-      tf_keras.Input((3, 3, 1)),
-      tf_keras.layers.Conv2D(2, 3, use_bias=False, name='conv'),
-      tf_keras.layers.Flatten(),
-      tf_keras.layers.Dense(2, use_bias=False, name='dense')])
-  optimizer = lars.LARS(
-      weight_decay_rate=1e-4,
-      exclude_from_weight_decay=['batch_normalization', 'kernel'],
-      exclude_from_layer_adaptation=['LayerNorm'],
-      exclude_variables_from_weight_decay=['dense/kernel:0', 'Dense/kernel'],
-      exclude_one_dimensional_from_layer_adaptation=True,
-      exclude_normalization_from_weight_decay=True)
-  lars_exclusion.use_model(optimizer, model)
-  report = lars_exclusion.exclusion_report(model.trainable_variables,
-                                           optimizer)
-  assert len(report.warnings) == 5, report.warnings
-  warnings = '\n'.join(report.warnings)
-  for expected in (
-      "exclude_from_weight_decay pattern 'batch_normalization' matches no",
-      "exclude_from_layer_adaptation pattern 'LayerNorm' matches no",
-      "exclude_variables_from_weight_decay names 'Dense/kernel', which is no",
-      'exclude_one_dimensional_from_layer_adaptation is on, but no trainable '
-      'variable has rank <= 1',
-      'exclude_normalization_from_weight_decay is on, but the model has no '
-      'trainable variable in a normalization layer'):
-    assert expected in warnings
-  assert report.text().count('WARNING: ') == 5
-
-
-def test_layer_adaptation_patterns_falling_back_are_checked_once():
-  var = tf.Variable([1.0], name='w')
-  report = lars_exclusion.exclusion_report(
-      [var], lars.LARS(exclude_from_weight_decay=['nothing']))
-  assert len(report.warnings) == 1
-  assert report.variables[0].layer_adaptation_exclusion is None
-
-
-def test_report_refuses_other_optimizers():
-  with pytest.raises(ValueError, match='SGD'):
-    lars_exclusion.exclusion_report([], tf_keras.optimizers.legacy.SGD())
+def test_selectors_under_mirrored_strategy_use_the_container_name():
+  devices = ['/cpu:0', '/cpu:1']
+  x = np.random.RandomState(6).randn(8, 5).astype(np.float32)
+  y = np.random.RandomState(7).randint(0, 3, size=8)
+  common = dict(learning_rate=0.5, weight_decay_rate=0.01, eeta=0.01)
+  selectors = dict(exclude_variables_from_weight_decay=['d1/kernel'],
+                   exclude_one_dimensional_from_layer_adaptation=True,
+                   **common)
+  strategy = tf.distribute.MirroredStrategy(devices)
+  with strategy.scope():
+    model = lars_testing.dense_model()
+    optimizer = lars.LARS(**selectors)
+  for _ in range(3):
+    lars_testing.mirrored_step(strategy, optimizer, model, x, y)
+  reference_model = lars_testing.dense_model()
+  reference = lars.LARS(exclude_from_weight_decay=['d1/kernel'],
+                        exclude_from_layer_adaptation=['bias'], **common)
+  for _ in range(3):
+    lars_testing.mirrored_step(tf.distribute.get_strategy(), reference,
+                               reference_model, x, y)
+  for var, expected in zip(model.trainable_variables,
+                           reference_model.get_weights()):
+    lars_testing.assert_weights_close([var.values[1].numpy()], [expected])

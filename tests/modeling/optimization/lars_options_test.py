@@ -4,11 +4,8 @@ agrees with `OPTIONS`."""
 
 import dataclasses
 import inspect
-import os
 import pathlib
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,6 +14,7 @@ from official.modeling.optimization import lars as mg_lars
 from official_ext.modeling.optimization import lars
 from official_ext.modeling.optimization import lars_options
 from official_ext.modeling.optimization.configs import optimizer_config
+from tests.modeling.optimization import lars_testing
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 
@@ -217,12 +215,7 @@ def test_check_non_negative_refuses_negative_and_non_numbers():
 
 
 def test_importing_needs_no_framework():
-  code = ('import sys\n'
-          'from official_ext.modeling.optimization import lars_options\n'
-          'lars_options.check_options({"momentum": 0.5})\n'
-          'loaded = {"tensorflow", "tf_keras", "keras"} & set(sys.modules)\n'
-          'assert not loaded, loaded\n')
-  process = subprocess.run(
-      [sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True,
-      env=dict(os.environ, PYTHONPATH=str(REPO)), check=False, timeout=120)
-  assert process.returncode == 0, process.stderr
+  lars_testing.assert_imports_no_framework(
+      'official_ext.modeling.optimization.lars_options',
+      "official_ext.modeling.optimization.lars_options.check_options("
+      "{'momentum': 0.5})")

@@ -1,0 +1,72 @@
+"""The model's normalization layers, whose variables LARS can exclude.
+
+`exclude_normalization_from_*` select the trainable variables of layers of
+the classes in `normalization_layer_classes()`, subclasses included, found by
+type at any depth of the model (`normalization_variables`); add your own
+with `register_normalization_layer`.
+"""
+from typing import List, Tuple
+
+import tensorflow as tf
+import tf_keras
+
+from official.nlp.modeling.layers import mobile_bert_layers
+from official.nlp.modeling.layers import transformer_encoder_block
+
+# Model Garden's vision models use Keras' batch normalization (synchronized or
+# not); its NLP models, LayerNormalization, RMSNorm and MobileBERT's NoNorm.
+_NORMALIZATION_LAYERS: List[type] = [
+    tf_keras.layers.BatchNormalization,
+    tf_keras.layers.experimental.SyncBatchNormalization,
+    tf_keras.layers.LayerNormalization,
+    tf_keras.layers.GroupNormalization,
+    transformer_encoder_block.RMSNorm,
+    mobile_bert_layers.NoNorm,
+]
+
+
+def register_normalization_layer(layer_cls: type):
+  """Adds a layer class (and its subclasses) to the normalization layers.
+
+  Args:
+    layer_cls: a `tf_keras.layers.Layer` subclass.
+
+  Raises:
+    TypeError: if `layer_cls` is not a Keras layer class.
+  """
+  if not (isinstance(layer_cls, type) and
+          issubclass(layer_cls, tf_keras.layers.Layer)):
+    raise TypeError(f'register_normalization_layer needs a tf_keras Layer '
+                    f'subclass, got {layer_cls!r}.')
+  if layer_cls not in _NORMALIZATION_LAYERS:
+    _NORMALIZATION_LAYERS.append(layer_cls)
+
+
+def normalization_layer_classes() -> Tuple[type, ...]:
+  """The layer classes whose variables count as normalization variables."""
+  return tuple(_NORMALIZATION_LAYERS)
+
+
+def normalization_variables(model: tf.Module) -> List[tf.Variable]:
+  """The trainable variables of `model`'s normalization layers.
+
+  Args:
+    model: a built Keras model (or any `tf.Module` holding Keras layers).
+
+  Returns:
+    The variables, in the order `model.submodules` lists the layers.
+
+  Raises:
+    ValueError: if a normalization layer is not built yet, so that its
+      variables do not exist.
+  """
+  variables = []
+  for module in model.submodules:
+    if isinstance(module, normalization_layer_classes()):
+      if not module.built:
+        raise ValueError(
+            f'Normalization layer {module.name!r} of the model is not built, '
+            f'so LARS cannot exclude its variables: build the model (call it '
+            f'once) before training.')
+      variables += module.trainable_variables
+  return variables
