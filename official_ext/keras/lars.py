@@ -23,6 +23,7 @@ import keras
 
 from official_ext.keras import lars_update
 from official_ext.keras import options as keras_options
+from official_ext.modeling.optimization import lars_exclusion
 
 # Keras' own name for an optimizer's slots, kept so that `variables` reads
 # like SGD's (`<optimizer>/<variable path>_momentum`).
@@ -74,8 +75,11 @@ class LARS(keras.optimizers.Optimizer):
     super().__init__(learning_rate=learning_rate, **keras_kwargs)
     # Read-only mappings: Keras would track a plain dict as optimizer state.
     self._options = types.MappingProxyType(options)
-    self._exclusions = types.MappingProxyType(
-        keras_options.exclusion_settings(options))
+    # Private: official_ext's launcher tools recognize a LARS by a public
+    # `exclusion_rules` and would hand it tf_keras normalization layers.
+    self._exclusion_rules = types.MappingProxyType({
+        purpose: lars_exclusion.ExclusionRules.from_options(options, purpose)
+        for purpose in lars_exclusion.PURPOSES})
     self._normalization_paths: Optional[FrozenSet[str]] = None
     self._momentums = []
 
@@ -113,8 +117,6 @@ class LARS(keras.optimizers.Optimizer):
   def weight_decay_exclusion(self, variable: Any) -> Optional[str]:
     """The setting that keeps `variable` from weight decay, or None.
 
-    As the tf_keras class's method, on the variable's Keras 3 path.
-
     Args:
       variable: a model variable (its `path` and rank are used).
 
@@ -125,25 +127,27 @@ class LARS(keras.optimizers.Optimizer):
       ValueError: a normalization exclusion without
         `set_normalization_variables`.
     """
-    if not self._options['weight_decay_rate']:
-      return 'weight_decay_rate = 0'
-    return self._exclusions['weight_decay'].reason(
-        variable.path, len(variable.shape), self._normalization_paths)
+    return self._exclusion(lars_exclusion.WEIGHT_DECAY, variable)
 
   def layer_adaptation_exclusion(self, variable: Any) -> Optional[str]:
-    """Why `variable` gets no layer adaptation, or None if it gets it.
+    """The setting that keeps `variable` from layer adaptation, or None.
 
     Args:
       variable: a model variable.
 
     Returns:
-      None, or the setting that excludes it.
+      e.g. `'exclude_one_dimensional_from_layer_adaptation'`.
 
     Raises:
-      ValueError: if `exclude_normalization_from_layer_adaptation` is on and
-        `set_normalization_variables` was never called.
+      ValueError: a normalization exclusion without
+        `set_normalization_variables`.
     """
-    return self._exclusions['layer_adaptation'].reason(
+    return self._exclusion(lars_exclusion.LAYER_ADAPTATION, variable)
+
+  def _exclusion(self, purpose: str, variable: Any) -> Optional[str]:
+    # `lars_exclusion.ExclusionRules`, shared with the tf_keras class, sees
+    # the Keras 3 path where the tf_keras class passes the variable name.
+    return self._exclusion_rules[purpose].reason(
         variable.path, len(variable.shape), self._normalization_paths)
 
   def build(self, variables):
@@ -191,5 +195,14 @@ class LARS(keras.optimizers.Optimizer):
   def from_config(cls, config: Mapping[str, Any],
                   custom_objects: Optional[Mapping[str, Any]] = None
                  ) -> 'LARS':
-    """Creates a LARS from `get_config()` output, without state."""
+    """Creates a LARS from `get_config()` output, without state.
+
+    Args:
+      config: the output of `get_config`; not modified (Keras' base class
+        deserializes the learning-rate schedule in place).
+      custom_objects: classes of schedules Keras does not know by name.
+
+    Returns:
+      A new, unbuilt LARS.
+    """
     return super().from_config(dict(config), custom_objects=custom_objects)

@@ -7,14 +7,12 @@ into learning rate, LARS options and Keras 3's own optimizer arguments, and
 refuses what would silently change the math on Keras 3.
 """
 
-import dataclasses
-import re
-from typing import (Any, Dict, FrozenSet, Mapping, Optional, Sequence, Tuple)
+from typing import Any, Dict, Mapping, Sequence, Tuple
 
 from official_ext.modeling.optimization import lars_options
 
-# Keras 3 optimizer arguments that LARS passes through unchanged, with the
-# check each gets (None: Keras checks it itself).
+# Keras 3 optimizer arguments that LARS passes on; the clipping ones are
+# checked here as the tf_keras class checks them, the others by Keras.
 _NUMERIC_KERAS_ARGUMENTS = ('clipnorm', 'clipvalue', 'global_clipnorm')
 KERAS_ARGUMENTS = _NUMERIC_KERAS_ARGUMENTS + (
     'use_ema', 'ema_momentum', 'ema_overwrite_frequency', 'loss_scale_factor',
@@ -104,89 +102,3 @@ def split_arguments(
       raise ValueError(f'LARS: {key}={options[key]!r} {why}.')
   keras_kwargs['name'] = options['name']
   return check_learning_rate(learning_rate), options, keras_kwargs
-
-
-def _without_output_index(name: str) -> str:
-  """`'dense/kernel:0'` → `'dense/kernel'`: Keras 3 paths have no suffix."""
-  return re.sub(r':\d+$', '', name)
-
-
-@dataclasses.dataclass(frozen=True)
-class ExclusionSettings:
-  """The settings that exclude variables from one part of LARS.
-
-  Attributes:
-    purpose: `'weight_decay'` or `'layer_adaptation'`, for the reasons.
-    patterns: regexes searched in the variable's path.
-    names: exact variable paths.
-    one_dimensional: whether rank ≤ 1 excludes.
-    normalization: whether the normalization layers' variables are excluded.
-  """
-  purpose: str
-  patterns: Tuple[str, ...]
-  names: FrozenSet[str]
-  one_dimensional: bool
-  normalization: bool
-
-  def reason(self, path: str, rank: int,
-             normalization_paths: Optional[FrozenSet[str]]) -> Optional[str]:
-    """Which setting excludes the variable at `path`, or None.
-
-    Args:
-      path: the variable's Keras 3 path (`'dense/kernel'`).
-      rank: the variable's rank.
-      normalization_paths: the paths of the normalization layers'
-        variables, None if unknown.
-
-    Returns:
-      None, or the setting, e.g. `"exclude_from_weight_decay 'bias'"`.
-
-    Raises:
-      ValueError: if the normalization setting is on and
-        `normalization_paths` is None.
-    """
-    for pattern in self.patterns:
-      if re.search(pattern, path):
-        return f'exclude_from_{self.purpose} {pattern!r}'
-    if path in self.names:
-      return f'exclude_variables_from_{self.purpose}'
-    if self.one_dimensional and rank <= 1:
-      return f'exclude_one_dimensional_from_{self.purpose}'
-    if self.normalization:
-      if normalization_paths is None:
-        raise ValueError(
-            f'LARS: exclude_normalization_from_{self.purpose}=True, but the '
-            f"optimizer does not know the model's normalization variables: "
-            f'call official_ext.keras.use_model(optimizer, model) before '
-            f'training.')
-      if path in normalization_paths:
-        return f'exclude_normalization_from_{self.purpose}'
-    return None
-
-
-def exclusion_settings(
-    options: Mapping[str, Any]) -> Dict[str, ExclusionSettings]:
-  """The weight-decay and layer-adaptation exclusions `options` ask for.
-
-  Args:
-    options: checked options (`split_arguments`).
-
-  Returns:
-    `{'weight_decay': ..., 'layer_adaptation': ...}`; layer adaptation's
-    regexes default to weight decay's, as in Model Garden.
-  """
-  adaptation_patterns = options['exclude_from_layer_adaptation']
-  if adaptation_patterns is None:
-    adaptation_patterns = options['exclude_from_weight_decay']
-  patterns = {'weight_decay': options['exclude_from_weight_decay'],
-              'layer_adaptation': adaptation_patterns}
-  return {
-      purpose: ExclusionSettings(
-          purpose=purpose,
-          patterns=tuple(patterns[purpose] or ()),
-          names=frozenset(_without_output_index(n) for n in
-                          options[f'exclude_variables_from_{purpose}'] or ()),
-          one_dimensional=options[f'exclude_one_dimensional_from_{purpose}'],
-          normalization=options[f'exclude_normalization_from_{purpose}'])
-      for purpose in ('weight_decay', 'layer_adaptation')
-  }

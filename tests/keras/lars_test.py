@@ -363,3 +363,36 @@ def test_validation_is_the_tf_keras_classes(kwargs):
     LARS(0.1, **kwargs)
   assert str(raised.value) == str(expected.value)
   assert str(raised.value).startswith('LARS: ')
+
+
+@pytest.mark.parametrize('kwargs,path,expected', [
+    (dict(exclude_from_weight_decay=['bias']), 'dense/bias',
+     "exclude_from_weight_decay 'bias'"),
+    (dict(exclude_variables_from_weight_decay=['dense/kernel:0']),
+     'dense/kernel', 'exclude_variables_from_weight_decay'),
+    (dict(exclude_one_dimensional_from_weight_decay=True), 'dense/bias',
+     'exclude_one_dimensional_from_weight_decay'),
+    (dict(exclude_one_dimensional_from_weight_decay=True), 'dense/kernel',
+     None),
+    (dict(exclude_normalization_from_weight_decay=True), 'norm/gamma',
+     'exclude_normalization_from_weight_decay'),
+    (dict(exclude_normalization_from_weight_decay=True), 'dense/bias', None),
+    (dict(weight_decay_rate=0.0), 'dense/kernel', 'weight_decay_rate = 0'),
+])
+def test_exclusions_see_keras_paths(kwargs, path, expected):
+  arrays = driver.problem_arrays()
+  variables = {}
+  for p in PATHS:
+    scope, name = p.split('/')
+    with keras.name_scope(scope):
+      variables[p] = keras.Variable(arrays[f'initial/{p}'], name=name)
+  optimizer = LARS(0.1, **{'weight_decay_rate': 0.1, **kwargs})
+  optimizer.set_normalization_variables([variables['norm/gamma']])
+  assert optimizer.weight_decay_exclusion(variables[path]) == expected
+
+
+def test_normalization_exclusion_needs_the_model():
+  optimizer = LARS(0.1, exclude_normalization_from_layer_adaptation=True)
+  variable = keras.Variable(np.ones(3, np.float32))
+  with pytest.raises(ValueError, match='set_normalization_variables'):
+    optimizer.layer_adaptation_exclusion(variable)
