@@ -27,7 +27,6 @@ from typing import Any, Callable, Dict, List, Sequence
 
 from absl import app
 from absl import flags
-import numpy as np
 
 BACKENDS = ('tensorflow', 'jax')
 OPTIMIZERS = ('LARS', 'SGD')
