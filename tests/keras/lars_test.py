@@ -28,38 +28,34 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 # rounding of 10 steps, relative to how far the variable moved.
 RELATIVE_TOLERANCE = 1e-5
 
-# One case per mode: momentum kind × Nesterov × weight decay, then the
-# exclusion selectors and the trust-ratio variants.
-CASES: List[Dict[str, Any]] = [
-    dict(classic_momentum=classic, nesterov=nesterov, weight_decay_rate=wd,
-         eeta=0.3)
-    for classic in (True, False) for nesterov in (False, True)
-    for wd in (0.0, 0.05)
-] + [
-    dict(weight_decay_rate=0.05, eeta=0.3,
-         exclude_from_weight_decay=['bias'],
+# Every momentum kind × Nesterov × weight decay (none, or decay with regex
+# and rank exclusions) × trust-ratio variant; then each exclusion selector.
+_MOMENTA = [dict(classic_momentum=classic, nesterov=nesterov)
+            for classic in (True, False) for nesterov in (False, True)]
+_DECAYS = [dict(weight_decay_rate=0.0),
+           dict(weight_decay_rate=0.05, exclude_from_weight_decay=['bias'],
+                exclude_one_dimensional_from_layer_adaptation=True)]
+_VARIANTS = [dict(eeta=0.3), dict(eeta=0.3, trust_ratio_denominator='paper'),
+             dict(eeta=0.3, epsilon=0.5), dict(eeta=2.0, trust_clip=True),
+             dict(eeta=0.3, max_trust_ratio=0.1)]
+_SELECTORS = [
+    dict(exclude_from_weight_decay=['bias'],
          exclude_from_layer_adaptation=['gamma']),
-    dict(weight_decay_rate=0.05, eeta=0.3, classic_momentum=False,
-         exclude_from_weight_decay=['bias', 'gamma']),
-    dict(weight_decay_rate=0.05, eeta=0.3,
-         exclude_one_dimensional_from_weight_decay=True,
+    dict(classic_momentum=False, exclude_from_weight_decay=['bias', 'gamma']),
+    dict(exclude_one_dimensional_from_weight_decay=True,
          exclude_one_dimensional_from_layer_adaptation=True),
-    dict(weight_decay_rate=0.05, eeta=0.3, nesterov=True,
-         exclude_variables_from_weight_decay=['dense/kernel'],
+    dict(nesterov=True, exclude_variables_from_weight_decay=['dense/kernel'],
          exclude_variables_from_layer_adaptation=['norm/gamma:0']),
-    dict(weight_decay_rate=0.05, eeta=0.3, classic_momentum=False,
-         exclude_normalization_from_weight_decay=True,
+    dict(classic_momentum=False, exclude_normalization_from_weight_decay=True,
          exclude_normalization_from_layer_adaptation=True),
-    dict(weight_decay_rate=0.05, eeta=0.3,
-         trust_ratio_denominator='paper'),
-    dict(weight_decay_rate=0.05, eeta=0.3, nesterov=True,
-         trust_ratio_denominator='paper', epsilon=0.5),
-    dict(weight_decay_rate=0.05, eeta=0.3, classic_momentum=False,
-         epsilon=0.5),
-    dict(weight_decay_rate=0.05, eeta=2.0, trust_clip=True),
-    dict(weight_decay_rate=0.05, eeta=0.3, classic_momentum=False,
-         nesterov=True, max_trust_ratio=0.1),
 ]
+CASES: List[Dict[str, Any]] = [
+    {**momentum, **decay, **variant}
+    for momentum in _MOMENTA for decay in _DECAYS for variant in _VARIANTS
+    # The paper's denominator is defined for classic momentum only.
+    if momentum['classic_momentum'] or 'trust_ratio_denominator' not in variant
+] + [dict(weight_decay_rate=0.05, eeta=0.3, **selector)
+     for selector in _SELECTORS]
 FIT_OPTIONS = dict(weight_decay_rate=0.05, eeta=0.3, nesterov=True,
                    exclude_from_weight_decay=['bias'])
 PATHS = [path for path, _ in driver.VARIABLES]
