@@ -55,7 +55,8 @@ def problem_arrays(seed: int = 0) -> Dict[str, np.ndarray]:
   return arrays
 
 
-def _keras_variables(keras, arrays: Mapping[str, np.ndarray]) -> List[Any]:
+def keras_variables(keras, arrays: Mapping[str, np.ndarray]) -> List[Any]:
+  """The problem's variables as Keras 3 variables with their paths."""
   variables = []
   for path, _ in VARIABLES:
     scope, name = path.split('/')
@@ -68,7 +69,7 @@ def trajectory(keras, arrays: Mapping[str, np.ndarray],
                options: Mapping[str, Any]) -> List[np.ndarray]:
   """Each variable after each step, as `[steps, *shape]` arrays."""
   from official_ext.keras import LARS  # pylint: disable=g-import-not-at-top
-  variables = _keras_variables(keras, arrays)
+  variables = keras_variables(keras, arrays)
   optimizer = LARS(LEARNING_RATE, **options)
   optimizer.set_normalization_variables(
       [v for v in variables if v.path in NORMALIZATION_PATHS])

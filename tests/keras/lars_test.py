@@ -376,12 +376,8 @@ def test_validation_is_the_tf_keras_classes(kwargs):
     (dict(weight_decay_rate=0.0), 'dense/kernel', 'weight_decay_rate = 0'),
 ])
 def test_exclusions_see_keras_paths(kwargs, path, expected):
-  arrays = driver.problem_arrays()
-  variables = {}
-  for p in PATHS:
-    scope, name = p.split('/')
-    with keras.name_scope(scope):
-      variables[p] = keras.Variable(arrays[f'initial/{p}'], name=name)
+  variables = dict(zip(PATHS, driver.keras_variables(
+      keras, driver.problem_arrays())))
   optimizer = LARS(0.1, **{'weight_decay_rate': 0.1, **kwargs})
   optimizer.set_normalization_variables([variables['norm/gamma']])
   assert optimizer.weight_decay_exclusion(variables[path]) == expected
