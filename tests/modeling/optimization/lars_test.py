@@ -509,24 +509,7 @@ def test_anchored_exclusions_under_mirrored_strategy(cls):
 @pytest.mark.parametrize('kwargs,error,field,value', [
     ({'learning_rate': -0.1}, ValueError, 'learning_rate', '-0.1'),
     ({'learning_rate': 'fast'}, TypeError, 'learning_rate', 'fast'),
-    ({'momentum': 1.0}, ValueError, 'momentum', '1.0'),
-    ({'momentum': -0.5}, ValueError, 'momentum', '-0.5'),
-    ({'eeta': 0.0}, ValueError, 'eeta', '0.0'),
-    ({'eeta': -1e-3}, ValueError, 'eeta', '-0.001'),
-    ({'weight_decay_rate': -1e-4}, ValueError, 'weight_decay_rate', '-0.0001'),
-    ({'weight_decay_rate': float('nan')}, ValueError, 'weight_decay_rate',
-     'nan'),
-    ({'nesterov': 'yes'}, TypeError, 'nesterov', 'yes'),
-    ({'classic_momentum': 1}, TypeError, 'classic_momentum', '1'),
-    ({'exclude_from_weight_decay': 'bias'}, TypeError,
-     'exclude_from_weight_decay', "'bias'"),
-    ({'exclude_from_layer_adaptation': 'bias'}, TypeError,
-     'exclude_from_layer_adaptation', "'bias'"),
-    ({'exclude_from_weight_decay': ['bias', 3]}, TypeError,
-     'exclude_from_weight_decay', '3'),
-    ({'exclude_from_layer_adaptation': ['(unclosed']}, ValueError,
-     'exclude_from_layer_adaptation', '(unclosed'),
-])
+] + lars_testing.BAD_MODEL_GARDEN_OPTIONS)
 @pytest.mark.parametrize('cls', BOTH_CLASSES)
 def test_bad_arguments_fail_at_construction(cls, kwargs, error, field, value):
   with pytest.raises(error) as excinfo:

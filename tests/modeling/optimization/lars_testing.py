@@ -15,6 +15,28 @@ import tf_keras
 
 from official.nlp.modeling.layers import transformer_encoder_block
 
+# Bad values of Model Garden's options: (kwargs, error type, the field and
+# the value the one-line message must name).
+BAD_MODEL_GARDEN_OPTIONS = [
+    ({'momentum': 1.0}, ValueError, 'momentum', '1.0'),
+    ({'momentum': -0.5}, ValueError, 'momentum', '-0.5'),
+    ({'eeta': 0.0}, ValueError, 'eeta', '0.0'),
+    ({'eeta': -1e-3}, ValueError, 'eeta', '-0.001'),
+    ({'weight_decay_rate': -1e-4}, ValueError, 'weight_decay_rate', '-0.0001'),
+    ({'weight_decay_rate': float('nan')}, ValueError, 'weight_decay_rate',
+     'nan'),
+    ({'nesterov': 'yes'}, TypeError, 'nesterov', 'yes'),
+    ({'classic_momentum': 1}, TypeError, 'classic_momentum', '1'),
+    ({'exclude_from_weight_decay': 'bias'}, TypeError,
+     'exclude_from_weight_decay', "'bias'"),
+    ({'exclude_from_layer_adaptation': 'bias'}, TypeError,
+     'exclude_from_layer_adaptation', "'bias'"),
+    ({'exclude_from_weight_decay': ['bias', 3]}, TypeError,
+     'exclude_from_weight_decay', '3'),
+    ({'exclude_from_layer_adaptation': ['(unclosed']}, ValueError,
+     'exclude_from_layer_adaptation', '(unclosed'),
+]
+
 
 def numpy_lars_step(w, g, v, *, lr, momentum, weight_decay_rate, eeta,
                     nesterov, classic_momentum, decay, adapt):
