@@ -22,6 +22,7 @@ import tensorflow as tf
 from official_ext.keras import LARS
 from official_ext.modeling.optimization import lars as tf_keras_lars
 from tests.keras import backend_trajectory as driver
+from tests.modeling.optimization import lars_testing
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 # ‖keras − reference‖ / ‖reference − initial‖ per variable and step: float32
@@ -347,10 +348,11 @@ def test_keras_decoupled_weight_decay_exclusion_is_refused():
 
 
 @pytest.mark.parametrize('kwargs', [
-    dict(momentum=1.0), dict(eeta=-1.0), dict(nesterov=1),
-    dict(exclude_from_weight_decay='bias'), dict(trust_ratio_denominator='x'),
+    kwargs for kwargs, *_ in lars_testing.BAD_MODEL_GARDEN_OPTIONS
+] + [
+    dict(trust_ratio_denominator='x'), dict(epsilon=-1.0),
     dict(classic_momentum=False, trust_ratio_denominator='paper'),
-    dict(max_trust_ratio=0.0),
+    dict(max_trust_ratio=0.0), dict(exclude_variables_from_weight_decay='k'),
 ])
 def test_validation_is_the_tf_keras_classes(kwargs):
   with pytest.raises((TypeError, ValueError)) as expected:
