@@ -25,6 +25,8 @@ from official_ext.keras import lars_update
 from official_ext.keras import options as keras_options
 from official_ext.modeling.optimization import lars_exclusion
 
+DEFAULT_LEARNING_RATE = 0.01
+
 # Keras' own name for an optimizer's slots, kept so that `variables` reads
 # like SGD's (`<optimizer>/<variable path>_momentum`).
 _SLOT_NAME = 'momentum'
@@ -45,17 +47,17 @@ class LARS(keras.optimizers.Optimizer):
     `w ← w − lr·t·u` with `t = η‖w‖/‖u‖`;
   * `t = 1` for variables excluded from layer adaptation, or when a norm is 0.
 
-  Constructor: `LARS(learning_rate=0.01, momentum=0.9, weight_decay_rate=0.0,
-  eeta=0.001, nesterov=False, classic_momentum=True,
-  exclude_from_weight_decay=None, exclude_from_layer_adaptation=None,
-  name='LARS', *, <keyword-only options>, **keras_kwargs)`: the arguments,
-  defaults and checks of official_ext's `tf_keras` LARS (declared once in
-  `official_ext.modeling.optimization.lars_options`), plus Keras 3's `clipnorm`, `clipvalue`,
-  `global_clipnorm`, `use_ema`, `ema_momentum`, `ema_overwrite_frequency`,
-  `loss_scale_factor` and `gradient_accumulation_steps`.
+  Constructor: `learning_rate`, then the options of official_ext's `tf_keras`
+  LARS with their defaults and checks (declared once in
+  `official_ext.modeling.optimization.lars_options`; Model Garden's by
+  position or name, official_ext's by name only; `help(LARS)` lists them),
+  plus Keras 3's `clipnorm`, `clipvalue`, `global_clipnorm`, `use_ema`,
+  `ema_momentum`, `ema_overwrite_frequency`, `loss_scale_factor` and
+  `gradient_accumulation_steps`.
   """
 
-  def __init__(self, learning_rate: Any = 0.01, *args, **kwargs):
+  def __init__(self, learning_rate: Any = DEFAULT_LEARNING_RATE, *args,
+               **kwargs):
     """Constructs a LARS optimizer; every argument is validated here.
 
     Args:
@@ -82,6 +84,9 @@ class LARS(keras.optimizers.Optimizer):
         for purpose in lars_exclusion.PURPOSES})
     self._normalization_paths: Optional[FrozenSet[str]] = None
     self._momentums = []
+
+  __init__.__signature__ = keras_options.constructor_signature(
+      DEFAULT_LEARNING_RATE)
 
   @property
   def options(self) -> Dict[str, Any]:

@@ -7,6 +7,7 @@ into learning rate, LARS options and Keras 3's own optimizer arguments, and
 refuses what would silently change the math on Keras 3.
 """
 
+import inspect
 from typing import Any, Dict, Mapping, Sequence, Tuple
 
 from official_ext.modeling.optimization import lars_options
@@ -102,3 +103,29 @@ def split_arguments(
       raise ValueError(f'LARS: {key}={options[key]!r} {why}.')
   keras_kwargs['name'] = options['name']
   return check_learning_rate(learning_rate), options, keras_kwargs
+
+
+def constructor_signature(learning_rate_default: float) -> inspect.Signature:
+  """The signature `help()` and IDEs should show for the constructor.
+
+  The constructor takes `*args, **kwargs` so that the options are declared
+  only in `lars_options.OPTIONS`; this spells them out again from there.
+
+  Args:
+    learning_rate_default: the constructor's default learning rate.
+
+  Returns:
+    `(self, learning_rate, <positional options>, *, <keyword-only options>,
+    **kwargs)` with the options' defaults.
+  """
+  kinds = {False: inspect.Parameter.POSITIONAL_OR_KEYWORD,
+           True: inspect.Parameter.KEYWORD_ONLY}
+  return inspect.Signature([
+      inspect.Parameter('self', inspect.Parameter.POSITIONAL_OR_KEYWORD),
+      inspect.Parameter('learning_rate',
+                        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                        default=learning_rate_default),
+      *(inspect.Parameter(o.name, kinds[o.keyword_only], default=o.default)
+        for o in lars_options.OPTIONS),
+      inspect.Parameter('kwargs', inspect.Parameter.VAR_KEYWORD),
+  ])

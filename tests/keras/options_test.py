@@ -58,3 +58,13 @@ def test_bad_arguments_get_one_line_errors(args, kwargs, error, message):
 def test_negative_learning_rate_is_refused():
   with pytest.raises(ValueError, match=r'^LARS: learning_rate must be in'):
     options.split_arguments(-0.1, (), {})
+
+
+def test_constructor_signature_lists_every_option():
+  parameters = list(options.constructor_signature(0.01).parameters.values())
+  assert [p.name for p in parameters] == [
+      'self', 'learning_rate', *lars_options.OPTION_NAMES, 'kwargs']
+  assert parameters[1].default == 0.01
+  for parameter, option in zip(parameters[2:], lars_options.OPTIONS):
+    assert parameter.default == option.default
+    assert (parameter.kind == parameter.KEYWORD_ONLY) == option.keyword_only
