@@ -20,6 +20,12 @@ setuptools.setup(
         'matplotlib',  # the large-batch study's plot
     ],
     extras_require={
-        'test': ['pytest>=8'],
+        # jax: the Keras 3 LARS is tested on the JAX backend (CPU wheels).
+        'test': ['pytest>=8', 'jax~=0.10.2'],
+        # The Keras 3 LARS on the PyTorch backend. Not in `test`: from PyPI a
+        # default torch install is a multi-GB CUDA build; for CPU only,
+        # pip install torch==2.13.0 --index-url
+        # https://download.pytorch.org/whl/cpu
+        'torch': ['torch==2.13.0'],
     },
 )

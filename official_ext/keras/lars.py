@@ -1,0 +1,213 @@
+"""LARS as a Keras 3 optimizer, on every Keras backend.
+
+`official_ext.keras.LARS` is a `keras.optimizers.Optimizer` with the
+constructor, defaults and update rule of official_ext's `tf_keras` LARS
+(`official_ext.modeling.optimization.lars.LARS`, itself a drop-in for Model
+Garden's): what that one computes for `tf_keras`, this one computes with
+`keras.ops` for `keras` 3 (`import keras`, or `tf.keras` since TF 2.16) on
+TensorFlow, JAX or PyTorch.
+
+Deliberate differences from the `tf_keras` class: exclusion regexes and
+exact names see Keras 3 variable paths (`'dense/kernel'`); normalization
+layers are found on a Keras 3 model (`use_model`); Keras' own decoupled
+`weight_decay`, its `exclude_from_weight_decay()` method and the legacy
+`decay` argument are refused (LARS's weight decay is `weight_decay_rate`,
+added to the gradient); options are read from `options`, not attributes;
+telemetry is `tf_keras`-only.
+"""
+
+import types
+from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional
+
+import keras
+
+from official_ext.keras import lars_update
+from official_ext.keras import options as keras_options
+from official_ext.modeling.optimization import lars_exclusion
+
+DEFAULT_LEARNING_RATE = 0.01
+
+# Keras' own name for an optimizer's slots, kept so that `variables` reads
+# like SGD's (`<optimizer>/<variable path>_momentum`).
+_SLOT_NAME = 'momentum'
+
+
+@keras.saving.register_keras_serializable(package='official_ext')
+class LARS(keras.optimizers.Optimizer):
+  """Layer-wise Adaptive Rate Scaling for large batch training, Keras 3.
+
+  Introduced by "Large Batch Training of Convolutional Networks" by Y. You,
+  I. Gitman, and B. Ginsburg (https://arxiv.org/abs/1708.03888). Per variable
+  `w` with gradient `g`, slot `v`, global learning rate `lr`:
+
+  * weight decay (unless excluded): `g ← g + λ·w`;
+  * classic momentum: `v ← m·v + lr·t·g`, `w ← w − v` (Nesterov:
+    `w ← w − (m·v + lr·t·g)`), with `t = η‖w‖/‖g‖`;
+  * popular momentum: `v ← m·v + g`, `u = v` (Nesterov: `m·v + g`),
+    `w ← w − lr·t·u` with `t = η‖w‖/‖u‖`;
+  * `t = 1` for variables excluded from layer adaptation, or when a norm is 0.
+
+  Constructor: `learning_rate`, then the options of official_ext's `tf_keras`
+  LARS with their defaults and checks (declared once in
+  `official_ext.modeling.optimization.lars_options`; Model Garden's by
+  position or name, official_ext's by name only; `help(LARS)` lists them),
+  plus Keras 3's `clipnorm`, `clipvalue`, `global_clipnorm`, `use_ema`,
+  `ema_momentum`, `ema_overwrite_frequency`, `loss_scale_factor` and
+  `gradient_accumulation_steps`.
+  """
+
+  def __init__(self, learning_rate: Any = DEFAULT_LEARNING_RATE, *args,
+               **kwargs):
+    """Constructs a LARS optimizer; every argument is validated here.
+
+    Args:
+      learning_rate: a non-negative number, a
+        `keras.optimizers.schedules.LearningRateSchedule` or a callable.
+      *args: the options that official_ext's `tf_keras` LARS takes
+        positionally after `learning_rate`, in its order, then `name`.
+      **kwargs: LARS options by name, `name`, and Keras 3's optimizer
+        arguments.
+
+    Raises:
+      TypeError: an argument has the wrong type or is unknown.
+      ValueError: an argument is out of range.
+    """
+    learning_rate, options, keras_kwargs = keras_options.split_arguments(
+        learning_rate, args, kwargs)
+    super().__init__(learning_rate=learning_rate, **keras_kwargs)
+    # Read-only mappings: Keras would track a plain dict as optimizer state.
+    self._options = types.MappingProxyType(options)
+    # Private: official_ext's launcher tools recognize a LARS by a public
+    # `exclusion_rules` and would hand it tf_keras normalization layers.
+    self._exclusion_rules = types.MappingProxyType({
+        purpose: lars_exclusion.ExclusionRules.from_options(options, purpose)
+        for purpose in lars_exclusion.PURPOSES})
+    self._normalization_paths: Optional[FrozenSet[str]] = None
+    self._momentums = []
+
+  __init__.__signature__ = keras_options.constructor_signature(
+      DEFAULT_LEARNING_RATE)
+
+  @property
+  def options(self) -> Dict[str, Any]:
+    """Every LARS option, validated, defaults filled in."""
+    return dict(self._options)
+
+  def exclude_from_weight_decay(self, var_list=None, var_names=None):
+    """Refused: it configures Keras' decoupled weight decay, unused here.
+
+    Raises:
+      ValueError: always, naming the constructor arguments to use.
+    """
+    raise ValueError(
+        f'LARS: exclude_from_weight_decay(var_list={var_list!r}, '
+        f"var_names={var_names!r}) configures Keras' decoupled weight decay, "
+        f'which LARS does not use: pass exclude_from_weight_decay=[regexes] '
+        f'or exclude_variables_from_weight_decay=[paths] to the constructor.')
+
+  def set_normalization_variables(self, variables: Iterable[Any]):
+    """Names the variables that `exclude_normalization_from_*` select.
+
+    Args:
+      variables: the trainable variables of the model's normalization layers
+        (`official_ext.keras.use_model` finds them).
+    """
+    self._normalization_paths = frozenset(v.path for v in variables)
+
+  @property
+  def normalization_variable_paths(self) -> Optional[FrozenSet[str]]:
+    """What `set_normalization_variables` was given; None if not called."""
+    return self._normalization_paths
+
+  def weight_decay_exclusion(self, variable: Any) -> Optional[str]:
+    """The setting that keeps `variable` from weight decay, or None.
+
+    Args:
+      variable: a model variable (its `path` and rank are used).
+
+    Returns:
+      e.g. `"exclude_from_weight_decay 'bias'"`, `'weight_decay_rate = 0'`.
+
+    Raises:
+      ValueError: a normalization exclusion without
+        `set_normalization_variables`.
+    """
+    return self._exclusion(lars_exclusion.WEIGHT_DECAY, variable)
+
+  def layer_adaptation_exclusion(self, variable: Any) -> Optional[str]:
+    """The setting that keeps `variable` from layer adaptation, or None.
+
+    Args:
+      variable: a model variable.
+
+    Returns:
+      e.g. `'exclude_one_dimensional_from_layer_adaptation'`.
+
+    Raises:
+      ValueError: a normalization exclusion without
+        `set_normalization_variables`.
+    """
+    return self._exclusion(lars_exclusion.LAYER_ADAPTATION, variable)
+
+  def _exclusion(self, purpose: str, variable: Any) -> Optional[str]:
+    # `lars_exclusion.ExclusionRules`, shared with the tf_keras class, sees
+    # the Keras 3 path where the tf_keras class passes the variable name.
+    return self._exclusion_rules[purpose].reason(
+        variable.path, len(variable.shape), self._normalization_paths)
+
+  def build(self, variables):
+    """Creates one momentum slot per variable."""
+    if self.built:
+      return
+    super().build(variables)
+    self._momentums = self.add_optimizer_variables(variables, _SLOT_NAME)
+
+  def _update_rule(self, variable) -> lars_update.UpdateRule:
+    options = self._options
+    return lars_update.UpdateRule(
+        decay=self.weight_decay_exclusion(variable) is None,
+        adapt=self.layer_adaptation_exclusion(variable) is None,
+        classic_momentum=options['classic_momentum'],
+        nesterov=options['nesterov'],
+        denominator=options['trust_ratio_denominator'],
+        epsilon=options['epsilon'],
+        trust_clip=options['trust_clip'],
+        max_trust_ratio=options['max_trust_ratio'])
+
+  def update_step(self, gradient, variable, learning_rate):
+    """Applies one LARS step to `variable` (see `lars_update.lars_update`)."""
+    dtype = variable.dtype
+    index = self._get_variable_index(variable)
+    # The TensorFlow backend passes the backing tf.Variable, which has no
+    # Keras path; the Keras variable the optimizer was built with has.
+    model_variable = self._trainable_variables[index]
+    next_param, next_velocity = lars_update.lars_update(
+        self._update_rule(model_variable), variable, self._momentums[index],
+        keras.ops.cast(gradient, dtype), keras.ops.cast(learning_rate, dtype),
+        momentum=self._options['momentum'],
+        weight_decay_rate=self._options['weight_decay_rate'],
+        eeta=self._options['eeta'])
+    self.assign(self._momentums[index], next_velocity)
+    self.assign(variable, next_param)
+
+  def get_config(self) -> Dict[str, Any]:
+    """Keras 3's optimizer config plus every LARS option."""
+    config = super().get_config()
+    config.update(self._options)
+    return config
+
+  @classmethod
+  def from_config(cls, config: Mapping[str, Any],
+                  custom_objects: Optional[Mapping[str, Any]] = None
+                 ) -> 'LARS':
+    """Creates a LARS from `get_config()` output, without state.
+
+    Args:
+      config: the output of `get_config`; not modified (Keras' base class
+        deserializes the learning-rate schedule in place).
+      custom_objects: classes of schedules Keras does not know by name.
+
+    Returns:
+      A new, unbuilt LARS.
+    """
+    return super().from_config(dict(config), custom_objects=custom_objects)

@@ -1,0 +1,77 @@
+"""The variables of a Keras 3 model's normalization layers, for LARS.
+
+`exclude_normalization_from_weight_decay` and
+`exclude_normalization_from_layer_adaptation` select variables by the type of
+the layer that owns them, which a Keras 3 variable does not record: the
+model has to say. `use_model(optimizer, model)` hands the optimizer the
+variables of the model's normalization layers.
+"""
+
+from typing import Any, List, Optional, Tuple
+
+import keras
+
+from official_ext.keras import lars
+
+# Keras 3's normalization layers with trainable scales or offsets,
+# subclasses included. (UnitNormalization has no variables;
+# SpectralNormalization wraps another layer's kernel.)
+NORMALIZATION_LAYERS: Tuple[type, ...] = (
+    keras.layers.BatchNormalization,
+    keras.layers.LayerNormalization,
+    keras.layers.GroupNormalization,
+    keras.layers.RMSNormalization,
+)
+
+
+def normalization_variables(
+    model: keras.Model,
+    layer_classes: Tuple[type, ...] = NORMALIZATION_LAYERS) -> List[Any]:
+  """The trainable variables of `model`'s normalization layers.
+
+  Args:
+    model: a built Keras 3 model.
+    layer_classes: the layer types that count as normalization.
+
+  Returns:
+    The variables, in layer order.
+
+  Raises:
+    ValueError: if a normalization layer is not built yet.
+  """
+  variables = []
+  # Keras 3 has no public recursive layer walk; `_flatten_layers` is what
+  # `Model.summary` and saving use to reach nested layers.
+  for layer in model._flatten_layers(include_self=False, recursive=True):  # pylint: disable=protected-access
+    if isinstance(layer, layer_classes):
+      if not layer.built:
+        raise ValueError(
+            f'Normalization layer {layer.name!r} of the model is not built, '
+            f'so LARS cannot exclude its variables: build the model (call it '
+            f'once) before training.')
+      variables += layer.trainable_variables
+  return variables
+
+
+def use_model(optimizer: Any, model: keras.Model,
+              layer_classes: Tuple[type, ...] = NORMALIZATION_LAYERS
+             ) -> Optional[lars.LARS]:
+  """Tells a Keras 3 LARS which variables are the model's normalization's.
+
+  Call it once the model is built and before the first training step (again
+  after `keras.saving.load_model`: the selection is not saved). It does
+  nothing for another optimizer.
+
+  Args:
+    optimizer: the optimizer, e.g. `model.optimizer`.
+    model: the model it trains.
+    layer_classes: the layer types that count as normalization.
+
+  Returns:
+    The LARS, or None if `optimizer` is not one.
+  """
+  if not isinstance(optimizer, lars.LARS):
+    return None
+  optimizer.set_normalization_variables(
+      normalization_variables(model, layer_classes))
+  return optimizer
