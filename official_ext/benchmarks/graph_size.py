@@ -7,8 +7,10 @@ close that gap:
 
 - traced ops: top-level nodes plus the nodes of every distinct function they
   reach, each function once, as it was traced once (what tracing builds);
-- inlined ops: every call expanded at every call site, recursively (what runs
-  each step once Grappler inlines the calls).
+- expanded ops: every call expanded at every call site, recursively: every op
+  that runs each step, inside a function call or not (the runtime inlines
+  ordinary calls but keeps official_ext's `_noinline` per-variable update as
+  one call per variable; `runtime_calls` shows it).
 """
 
 import dataclasses
@@ -22,7 +24,7 @@ import tensorflow as tf
 class GraphSize:
   """Node counts of a traced graph; see the module docstring."""
   traced_ops: int
-  inlined_ops: int
+  expanded_ops: int
 
 
 def _called_functions(node: tf.compat.v1.NodeDef) -> Iterator[str]:
@@ -35,7 +37,7 @@ def _called_functions(node: tf.compat.v1.NodeDef) -> Iterator[str]:
 
 
 def graph_size(graph_def: tf.compat.v1.GraphDef) -> GraphSize:
-  """Counts a graph's traced and inlined ops.
+  """Counts a graph's traced and expanded ops.
 
   Args:
     graph_def: a traced graph with its function library, e.g.
@@ -58,12 +60,12 @@ def graph_size(graph_def: tf.compat.v1.GraphDef) -> GraphSize:
     return len(function.node_def) + len(function.signature.input_arg)
 
   @functools.cache
-  def inlined_function_ops(name: str) -> int:
+  def expanded_function_ops(name: str) -> int:
     return (len(functions[name].signature.input_arg) +
-            inlined_ops(functions[name].node_def))
+            expanded_ops(functions[name].node_def))
 
-  def inlined_ops(nodes: Iterable[tf.compat.v1.NodeDef]) -> int:
-    return sum(1 + sum(inlined_function_ops(name)
+  def expanded_ops(nodes: Iterable[tf.compat.v1.NodeDef]) -> int:
+    return sum(1 + sum(expanded_function_ops(name)
                        for name in _called_functions(node))
                for node in nodes)
 
@@ -80,4 +82,4 @@ def graph_size(graph_def: tf.compat.v1.GraphDef) -> GraphSize:
 
   return GraphSize(
       traced_ops=len(graph_def.node) + sum(own_ops(n) for n in reached),
-      inlined_ops=inlined_ops(graph_def.node))
+      expanded_ops=expanded_ops(graph_def.node))

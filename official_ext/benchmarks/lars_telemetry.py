@@ -123,7 +123,7 @@ def format_workload(name: str, results: Sequence[VariantResult]) -> str:
         result.label, _ms(median),
         f'{_ms(min(result.step_seconds))}–{_ms(max(result.step_seconds))}',
         f'{median / baseline:.2f}×', f'{result.graph.traced_ops:,}',
-        f'{result.graph.inlined_ops:,}',
+        f'{result.graph.expanded_ops:,}',
         ('—' if result.telemetry_read_seconds is None else
          _ms(result.telemetry_read_seconds))
     ])

@@ -116,7 +116,7 @@ class StepRunner:
     constants, reads, no-ops) and of the functions it calls; see `graph_size`.
 
     Returns:
-      The traced and inlined op counts.
+      The traced and expanded op counts.
     """
     if not self._steps_run:
       raise RuntimeError('traced_graph_size() needs first_call() first')

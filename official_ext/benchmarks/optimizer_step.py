@@ -233,9 +233,9 @@ def table_row(result: ContenderResult, baseline: ContenderResult,
       _ratio(result.first_call_seconds, baseline.first_call_seconds),
       f'{result.graph.traced_ops:,}',
       _ratio(result.graph.traced_ops, baseline.graph.traced_ops),
-      f'{result.graph.inlined_ops:,}',
-      _ratio(result.graph.inlined_ops, baseline.graph.inlined_ops),
-      f'{result.graph.inlined_ops / num_variables:.1f}',
+      f'{result.graph.expanded_ops:,}',
+      _ratio(result.graph.expanded_ops, baseline.graph.expanded_ops),
+      f'{result.graph.expanded_ops / num_variables:.1f}',
       _memory_mib(result.peak_memory_bytes),
   ]
 

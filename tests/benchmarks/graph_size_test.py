@@ -9,7 +9,7 @@ def _op_count(function, *args):
   return len(function.get_concrete_function(*args).graph.get_operations())
 
 
-def test_nested_functions_count_once_traced_and_per_call_inlined():
+def test_nested_functions_count_once_traced_and_per_call_expanded():
 
   @tf.function
   def leaf(x):
@@ -31,7 +31,7 @@ def test_nested_functions_count_once_traced_and_per_call_inlined():
       top.get_concrete_function(spec).graph.as_graph_def())
 
   assert size.traced_ops == top_ops + middle_ops + leaf_ops
-  assert size.inlined_ops == top_ops + 2 * (middle_ops + 2 * leaf_ops)
+  assert size.expanded_ops == top_ops + 2 * (middle_ops + 2 * leaf_ops)
 
 
 def test_graph_without_calls_counts_its_nodes():

@@ -34,7 +34,7 @@ def test_telemetry_off_traces_the_default_graph_and_on_a_larger_one():
   default, off, on = results
   assert default.graph == off.graph
   assert on.graph.traced_ops > off.graph.traced_ops
-  assert on.graph.inlined_ops > off.graph.inlined_ops
+  assert on.graph.expanded_ops > off.graph.expanded_ops
   assert (default.telemetry_read_seconds, off.telemetry_read_seconds) == (
       None, None)
   assert on.telemetry_read_seconds is not None

@@ -31,7 +31,7 @@ def test_sgd_runner_applies_one_update_per_call():
     np.testing.assert_allclose(value.numpy(), expected, rtol=1e-5)
   size = runner.traced_graph_size()
   # One fused kernel per variable, plus captures and bookkeeping.
-  assert size.traced_ops == size.inlined_ops > len(_SPECS)
+  assert size.traced_ops == size.expanded_ops > len(_SPECS)
 
 
 def test_both_lars_contenders_are_configured_alike():

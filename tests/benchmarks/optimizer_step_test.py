@@ -106,11 +106,11 @@ def test_steady_state_alternates_and_rotates_the_order():
   assert per_step == [[10.0] * 3, [20.0] * 3, [30.0] * 3]
 
 
-def _result(label, step_ms, first_s, ops, inlined_ops=None, peak_bytes=None):
+def _result(label, step_ms, first_s, ops, expanded_ops=None, peak_bytes=None):
   return optimizer_step.ContenderResult(
       label=label,
       first_call_seconds=first_s,
-      graph=graph_size.GraphSize(ops, inlined_ops or ops),
+      graph=graph_size.GraphSize(ops, expanded_ops or ops),
       step_seconds=[step_ms / 1e3 * f for f in (0.5, 1.0, 3.0)],
       peak_memory_bytes=peak_bytes)
 
@@ -118,7 +118,7 @@ def _result(label, step_ms, first_s, ops, inlined_ops=None, peak_bytes=None):
 def test_row_shows_medians_and_ratios_to_the_baseline():
   baseline = _result('SGD', step_ms=10.0, first_s=2.0, ops=500)
   lars = _result('LARS', step_ms=15.0, first_s=5.0, ops=750,
-                 inlined_ops=2000, peak_bytes=3 * 1024 * 1024)
+                 expanded_ops=2000, peak_bytes=3 * 1024 * 1024)
 
   assert optimizer_step.table_row(lars, baseline, num_variables=100) == [
       'LARS', '15.00', '7.50–45.00', '1.50×', '5.00', '2.50×', '750',

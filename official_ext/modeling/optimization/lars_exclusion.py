@@ -133,9 +133,10 @@ class ExclusionRules:
         raise ValueError(
             f'LARS: {self._field("normalization_from")}=True, but the '
             f"optimizer does not know the model's normalization variables: "
-            f'call official_ext.modeling.optimization.lars_exclusion.'
-            f"use_model(optimizer, model) (official_ext's launcher does) or "
-            f'LARS.set_normalization_variables(...) before training.')
+            f'before training, call use_model(optimizer, model) from '
+            f'official_ext.modeling.optimization.lars_exclusion (tf_keras; '
+            f"official_ext's launcher does) or official_ext.keras (Keras 3), "
+            f"or the optimizer's set_normalization_variables(...).")
       if name in normalization_names:
         return self._field('normalization_from')
     return None
