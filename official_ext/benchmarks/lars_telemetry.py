@@ -16,7 +16,6 @@ does once per summary interval, not per step).
 """
 
 import dataclasses
-import logging
 import statistics
 import time
 from typing import Callable, List, Optional, Sequence
@@ -148,27 +147,12 @@ def run(workload_names: Sequence[str], quick: bool, repeats: int,
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS):
   """Defines the benchmark's flags on `flag_values`."""
-  flags.DEFINE_list('workloads', list(workloads.WORKLOADS),
-                    f'Comma-separated workloads, from '
-                    f'{list(workloads.WORKLOADS)}.', flag_values=flag_values)
-  flags.DEFINE_integer('repeats', 7, 'Timed bursts per variant.',
-                       lower_bound=1, flag_values=flag_values)
-  flags.DEFINE_integer('steps_per_repeat', 10, 'Steps in each timed burst.',
-                       lower_bound=1, flag_values=flag_values)
-  flags.DEFINE_integer('warmup_steps', 3,
-                       'Untimed steps per variant after its first call.',
-                       lower_bound=0, flag_values=flag_values)
-  flags.DEFINE_bool(
-      'quick', False,
-      f'Smoke run on shrunken workloads; unless given, '
-      f'--repeats={_QUICK_REPEATS} --steps_per_repeat='
-      f'{_QUICK_STEPS_PER_REPEAT}.', flag_values=flag_values)
-  flags.register_validator(
-      'workloads',
-      lambda names: bool(names) and all(n in workloads.WORKLOADS
-                                        for n in names),
-      message=f'--workloads must name workloads from '
-      f'{list(workloads.WORKLOADS)}', flag_values=flag_values)
+  optimizer_step.define_timing_flags(
+      flag_values, workloads.WORKLOADS, 'variant', steps_per_repeat=10,
+      warmup_steps=3,
+      quick_help=(f'Smoke run on shrunken workloads; unless given, '
+                  f'--repeats={_QUICK_REPEATS} --steps_per_repeat='
+                  f'{_QUICK_STEPS_PER_REPEAT}.'))
 
 
 def run_from_flags(flag_values: flags.FlagValues) -> str:
@@ -185,12 +169,7 @@ def run_from_flags(flag_values: flags.FlagValues) -> str:
              flag_values.warmup_steps)
 
 
-def main(argv: Sequence[str]):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  # Each variant has its own tf.function by design; hide the retracing note.
-  tf.get_logger().setLevel(logging.ERROR)
-  run_from_flags(flags.FLAGS)
+main = optimizer_step.benchmark_main(run_from_flags)
 
 
 if __name__ == '__main__':

@@ -328,27 +328,55 @@ def run(config: BenchmarkConfig) -> str:
   return '\n'.join([header, *sections, LEGEND]) + '\n'
 
 
+def define_timing_flags(flag_values: flags.FlagValues,
+                        workload_names: Sequence[str], subject: str,
+                        steps_per_repeat: int, warmup_steps: int,
+                        quick_help: str):
+  """Defines the flags every timing benchmark program has.
+
+  `--workloads` (validated: one or more of `workload_names`, each once),
+  `--repeats`, `--steps_per_repeat`, `--warmup_steps` and `--quick`.
+
+  Args:
+    flag_values: where to define them.
+    workload_names: the workloads the program can run, all by default.
+    subject: what is timed, for the help texts ('optimizer', 'variant').
+    steps_per_repeat: the default steps in each timed burst.
+    warmup_steps: the default untimed steps after the first call.
+    quick_help: the help text of `--quick`.
+  """
+  flags.DEFINE_list(
+      'workloads', list(workload_names),
+      f'Comma-separated workloads, from {list(workload_names)}.',
+      flag_values=flag_values)
+  flags.DEFINE_integer('repeats', 7, f'Timed bursts per {subject}.',
+                       lower_bound=1, flag_values=flag_values)
+  flags.DEFINE_integer('steps_per_repeat', steps_per_repeat,
+                       'Steps in each timed burst.', lower_bound=1,
+                       flag_values=flag_values)
+  flags.DEFINE_integer('warmup_steps', warmup_steps,
+                       f'Untimed steps per {subject} after its first call.',
+                       lower_bound=0, flag_values=flag_values)
+  flags.DEFINE_bool('quick', False, quick_help, flag_values=flag_values)
+  flags.register_validator(
+      'workloads',
+      lambda names: (bool(names) and len(set(names)) == len(names) and
+                     all(name in workload_names for name in names)),
+      message=f'--workloads must name one or more of '
+      f'{list(workload_names)}, each once', flag_values=flag_values)
+
+
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS):
   """Defines the benchmark's command-line flags on `flag_values`."""
-  flags.DEFINE_list(
-      'workloads', list(WORKLOADS),
-      f'Comma-separated workloads, from {list(WORKLOADS)}.',
-      flag_values=flag_values)
-  flags.DEFINE_integer('repeats', 7, 'Timed bursts per optimizer.',
-                       lower_bound=1, flag_values=flag_values)
-  flags.DEFINE_integer('steps_per_repeat', 5, 'Steps in each timed burst.',
-                       lower_bound=1, flag_values=flag_values)
-  flags.DEFINE_integer('warmup_steps', 2,
-                       'Untimed steps per optimizer after its first call.',
-                       lower_bound=0, flag_values=flag_values)
-  flags.DEFINE_bool(
-      'quick', False,
-      f'Smoke run: each workload cut to its first '
-      f'{workloads.QUICK_NUM_VARIABLES} variables with dimensions <= '
-      f'{workloads.QUICK_MAX_DIM}; unless given, --repeats={_QUICK_REPEATS} '
-      f'--steps_per_repeat={_QUICK_STEPS_PER_REPEAT} '
-      f'--warmup_steps={_QUICK_WARMUP_STEPS}.',
-      flag_values=flag_values)
+  define_timing_flags(
+      flag_values, WORKLOADS, 'optimizer', steps_per_repeat=5,
+      warmup_steps=2,
+      quick_help=(f'Smoke run: each workload cut to its first '
+                  f'{workloads.QUICK_NUM_VARIABLES} variables with '
+                  f'dimensions <= {workloads.QUICK_MAX_DIM}; unless given, '
+                  f'--repeats={_QUICK_REPEATS} '
+                  f'--steps_per_repeat={_QUICK_STEPS_PER_REPEAT} '
+                  f'--warmup_steps={_QUICK_WARMUP_STEPS}.'))
   flags.DEFINE_bool('jit_compile', False,
                     'Wrap the step in tf.function(jit_compile=True).',
                     flag_values=flag_values)
@@ -359,18 +387,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS):
                       'Also write the markdown report to this file.',
                       flag_values=flag_values)
   flags.register_validator(
-      'workloads', _valid_workloads,
-      message=f'--workloads must name one or more of '
-      f'{list(WORKLOADS)}, each once', flag_values=flag_values)
-  flags.register_validator(
       'output', _valid_output,
       message='--output must be a file path in an existing directory',
       flag_values=flag_values)
-
-
-def _valid_workloads(names: Sequence[str]) -> bool:
-  return (bool(names) and len(set(names)) == len(names) and
-          all(name in WORKLOADS for name in names))
 
 
 def _valid_output(path: Optional[str]) -> bool:
@@ -408,13 +427,31 @@ def run_from_flags(flag_values: flags.FlagValues) -> str:
   return report
 
 
-def main(argv: Sequence[str]):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  # Every contender gets its own tf.function by design; TensorFlow's
-  # "excessive retracing" warning about that would bury the tables.
-  tf.get_logger().setLevel(logging.ERROR)
-  run_from_flags(flags.FLAGS)
+def benchmark_main(
+    run_with_flags: Callable[[flags.FlagValues], str]
+) -> Callable[[Sequence[str]], None]:
+  """The absl `main` of a benchmark program.
+
+  Args:
+    run_with_flags: the program's `run_from_flags`.
+
+  Returns:
+    A function for `app.run` that refuses positional arguments and runs
+    `run_with_flags` on the parsed flags.
+  """
+
+  def main(argv: Sequence[str]):
+    if len(argv) > 1:
+      raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+    # Every contender gets its own tf.function by design; TensorFlow's
+    # "excessive retracing" warning about that would bury the tables.
+    tf.get_logger().setLevel(logging.ERROR)
+    run_with_flags(flags.FLAGS)
+
+  return main
+
+
+main = benchmark_main(run_from_flags)
 
 
 if __name__ == '__main__':
