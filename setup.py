@@ -18,6 +18,9 @@ setuptools.setup(
         'scikit-learn>=1.3',
         'numpy',
         'matplotlib',  # the large-batch study's plot
+        # Model Garden's NLP tasks, which the launcher registers, import
+        # tensorflow-hub, which needs pkg_resources (gone from setuptools 81).
+        'setuptools<81',
     ],
     extras_require={
         # jax: the Keras 3 LARS is tested on the JAX backend (CPU wheels).
