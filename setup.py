@@ -8,7 +8,7 @@ setuptools.setup(
                  'Model Garden: a drop-in, fixed and faster LARS with '
                  'configs, gin bindings and a Model Garden launcher.'),
     packages=setuptools.find_packages(include=['official_ext', 'official_ext.*']),
-    python_requires='>=3.11,<3.12',
+    python_requires='>=3.11,<3.14',
     install_requires=[
         'tensorflow~=2.20.0',
         'tf_keras~=2.20.0',
