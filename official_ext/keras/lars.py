@@ -24,6 +24,7 @@ import keras
 from official_ext.keras import lars_update
 from official_ext.keras import options as keras_options
 from official_ext.modeling.optimization import lars_exclusion
+from official_ext.modeling.optimization import lars_math
 from official_ext.modeling.optimization import lars_options
 
 DEFAULT_LEARNING_RATE = 0.01
@@ -227,10 +228,11 @@ class LARS(keras.optimizers.Optimizer):
         adapt=self.layer_adaptation_exclusion(variable) is None,
         classic_momentum=options['classic_momentum'],
         nesterov=options['nesterov'],
-        denominator=options['trust_ratio_denominator'],
-        epsilon=options['epsilon'],
-        trust_clip=options['trust_clip'],
-        max_trust_ratio=options['max_trust_ratio'])
+        trust_ratio=lars_math.TrustRatioOptions(
+            denominator=options['trust_ratio_denominator'],
+            epsilon=options['epsilon'],
+            trust_clip=options['trust_clip'],
+            max_trust_ratio=options['max_trust_ratio']))
 
   def update_step(self, gradient, variable, learning_rate):
     """Applies one LARS step to `variable` (see `lars_update.lars_update`)."""
