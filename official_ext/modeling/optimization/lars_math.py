@@ -59,7 +59,7 @@ def weight_decayed_gradient(grad: tf.Tensor, param: tf.Tensor,
   return grad + weight_decay_rate * param
 
 
-def l2_norm(x: tf.Tensor) -> tf.Tensor:
+def l2_loss_norm(x: tf.Tensor) -> tf.Tensor:
   """Euclidean norm over all elements, in float32 for half-precision input.
 
   Computed as `sqrt(2·L2Loss(x))`: one read of `x`, no materialized `x²`, a
@@ -81,7 +81,7 @@ def l2_norm(x: tf.Tensor) -> tf.Tensor:
 
 
 def norm_dtype(dtype: tf.DType) -> tf.DType:
-  """The dtype `l2_norm` returns for tensors of `dtype`."""
+  """The dtype `l2_loss_norm` returns for tensors of `dtype`."""
   return tf.float32 if dtype in _HALF_DTYPES else dtype
 
 
