@@ -17,13 +17,15 @@ telemetry is `tf_keras`-only.
 """
 
 import types
-from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional
 
 import keras
 
 from official_ext.keras import lars_update
 from official_ext.keras import options as keras_options
 from official_ext.modeling.optimization import lars_exclusion
+from official_ext.modeling.optimization import lars_math
+from official_ext.modeling.optimization import lars_options
 
 DEFAULT_LEARNING_RATE = 0.01
 
@@ -50,30 +52,90 @@ class LARS(keras.optimizers.Optimizer):
   Constructor: `learning_rate`, then the options of official_ext's `tf_keras`
   LARS with their defaults and checks (declared once in
   `official_ext.modeling.optimization.lars_options`; Model Garden's by
-  position or name, official_ext's by name only; `help(LARS)` lists them),
-  plus Keras 3's `clipnorm`, `clipvalue`, `global_clipnorm`, `use_ema`,
-  `ema_momentum`, `ema_overwrite_frequency`, `loss_scale_factor` and
-  `gradient_accumulation_steps`.
+  position or name, official_ext's by name only), then Keras 3's optimizer
+  arguments by name.
   """
 
-  def __init__(self, learning_rate: Any = DEFAULT_LEARNING_RATE, *args,
+  def __init__(self,
+               learning_rate: Any = DEFAULT_LEARNING_RATE,
+               momentum: float = 0.9,
+               weight_decay_rate: float = 0.0,
+               eeta: float = 0.001,
+               nesterov: bool = False,
+               classic_momentum: bool = True,
+               exclude_from_weight_decay: Optional[List[str]] = None,
+               exclude_from_layer_adaptation: Optional[List[str]] = None,
+               name: str = 'LARS',
+               *,
+               trust_ratio_denominator: str = 'model_garden',
+               epsilon: float = 0.0,
+               trust_clip: bool = False,
+               max_trust_ratio: Optional[float] = None,
+               exclude_one_dimensional_from_weight_decay: bool = False,
+               exclude_one_dimensional_from_layer_adaptation: bool = False,
+               exclude_normalization_from_weight_decay: bool = False,
+               exclude_normalization_from_layer_adaptation: bool = False,
+               exclude_variables_from_weight_decay: Optional[List[str]] = None,
+               exclude_variables_from_layer_adaptation: Optional[
+                   List[str]] = None,
+               telemetry: bool = False,
+               clipnorm: Optional[float] = None,
+               clipvalue: Optional[float] = None,
+               global_clipnorm: Optional[float] = None,
+               use_ema: bool = False,
+               ema_momentum: float = 0.99,
+               ema_overwrite_frequency: Optional[int] = None,
+               loss_scale_factor: Optional[float] = None,
+               gradient_accumulation_steps: Optional[int] = None,
                **kwargs):
     """Constructs a LARS optimizer; every argument is validated here.
 
     Args:
       learning_rate: a non-negative number, a
         `keras.optimizers.schedules.LearningRateSchedule` or a callable.
-      *args: the options that official_ext's `tf_keras` LARS takes
-        positionally after `learning_rate`, in its order, then `name`.
-      **kwargs: LARS options by name, `name`, and Keras 3's optimizer
-        arguments.
+      momentum: `m`, in [0, 1). This and the other LARS options are the
+        `tf_keras` class's, checked as `lars_options.OPTIONS` declares.
+      weight_decay_rate: `λ`, added to the gradient as `λ·w`.
+      eeta: `η`.
+      nesterov: Nesterov momentum.
+      classic_momentum: classic or popular momentum.
+      exclude_from_weight_decay: regexes of variable paths.
+      exclude_from_layer_adaptation: regexes of variable paths; None means
+        `exclude_from_weight_decay`.
+      name: the optimizer's name.
+      trust_ratio_denominator: `'model_garden'` or `'paper'`.
+      epsilon: `ε` added to the trust ratio's denominator.
+      trust_clip: LARC clipping.
+      max_trust_ratio: None or an upper bound on the trust ratio.
+      exclude_one_dimensional_from_weight_decay: no decay for rank ≤ 1.
+      exclude_one_dimensional_from_layer_adaptation: no adaptation for
+        rank ≤ 1.
+      exclude_normalization_from_weight_decay: no decay for normalization
+        layers (`official_ext.keras.use_model` finds them).
+      exclude_normalization_from_layer_adaptation: likewise, no adaptation.
+      exclude_variables_from_weight_decay: exact variable paths.
+      exclude_variables_from_layer_adaptation: exact variable paths.
+      telemetry: refused unless False: it is `tf_keras`-only.
+      clipnorm: as Keras 3's optimizers.
+      clipvalue: as Keras 3's optimizers.
+      global_clipnorm: as Keras 3's optimizers.
+      use_ema: as Keras 3's optimizers.
+      ema_momentum: as Keras 3's optimizers.
+      ema_overwrite_frequency: as Keras 3's optimizers.
+      loss_scale_factor: as Keras 3's optimizers.
+      gradient_accumulation_steps: as Keras 3's optimizers.
+      **kwargs: Keras' `weight_decay` and `decay`, refused unless None.
 
     Raises:
       TypeError: an argument has the wrong type or is unknown.
       ValueError: an argument is out of range.
     """
-    learning_rate, options, keras_kwargs = keras_options.split_arguments(
-        learning_rate, args, kwargs)
+    arguments = locals()
+    learning_rate, options, keras_kwargs = keras_options.check_arguments(
+        learning_rate,
+        {key: arguments[key] for key in lars_options.OPTION_NAMES},
+        {key: arguments[key] for key in keras_options.KERAS_ARGUMENTS},
+        kwargs)
     super().__init__(learning_rate=learning_rate, **keras_kwargs)
     # Read-only mappings: Keras would track a plain dict as optimizer state.
     self._options = types.MappingProxyType(options)
@@ -84,9 +146,6 @@ class LARS(keras.optimizers.Optimizer):
         for purpose in lars_exclusion.PURPOSES})
     self._normalization_paths: Optional[FrozenSet[str]] = None
     self._momentums = []
-
-  __init__.__signature__ = keras_options.constructor_signature(
-      DEFAULT_LEARNING_RATE)
 
   @property
   def options(self) -> Dict[str, Any]:
@@ -169,10 +228,11 @@ class LARS(keras.optimizers.Optimizer):
         adapt=self.layer_adaptation_exclusion(variable) is None,
         classic_momentum=options['classic_momentum'],
         nesterov=options['nesterov'],
-        denominator=options['trust_ratio_denominator'],
-        epsilon=options['epsilon'],
-        trust_clip=options['trust_clip'],
-        max_trust_ratio=options['max_trust_ratio'])
+        trust_ratio=lars_math.TrustRatioOptions(
+            denominator=options['trust_ratio_denominator'],
+            epsilon=options['epsilon'],
+            trust_clip=options['trust_clip'],
+            max_trust_ratio=options['max_trust_ratio']))
 
   def update_step(self, gradient, variable, learning_rate):
     """Applies one LARS step to `variable` (see `lars_update.lars_update`)."""

@@ -12,6 +12,7 @@ from typing import Any, List, Optional, Tuple
 import keras
 
 from official_ext.keras import lars
+from official_ext.modeling.optimization import normalization_layers
 
 # Keras 3's normalization layers with trainable scales or offsets,
 # subclasses included. (UnitNormalization has no variables;
@@ -39,18 +40,11 @@ def normalization_variables(
   Raises:
     ValueError: if a normalization layer is not built yet.
   """
-  variables = []
   # Keras 3 has no public recursive layer walk; `_flatten_layers` is what
   # `Model.summary` and saving use to reach nested layers.
-  for layer in model._flatten_layers(include_self=False, recursive=True):  # pylint: disable=protected-access
-    if isinstance(layer, layer_classes):
-      if not layer.built:
-        raise ValueError(
-            f'Normalization layer {layer.name!r} of the model is not built, '
-            f'so LARS cannot exclude its variables: build the model (call it '
-            f'once) before training.')
-      variables += layer.trainable_variables
-  return variables
+  return normalization_layers.layer_variables(
+      model._flatten_layers(include_self=False, recursive=True),  # pylint: disable=protected-access
+      layer_classes)
 
 
 def use_model(optimizer: Any, model: keras.Model,

@@ -1,14 +1,13 @@
-"""Constructor arguments of the Keras 3 LARS: split, validated, explained.
+"""Constructor arguments of the Keras 3 LARS: validated, explained.
 
 The LARS options (their order, defaults and checks) are official_ext's,
 declared once in `official_ext.modeling.optimization.lars_options` and shared
-with the `tf_keras` class; this module only sorts a Keras 3 constructor call
-into learning rate, LARS options and Keras 3's own optimizer arguments, and
+with the `tf_keras` class; this module checks a Keras 3 constructor call's
+learning rate, LARS options and Keras 3's own optimizer arguments, and
 refuses what would silently change the math on Keras 3.
 """
 
-import inspect
-from typing import Any, Dict, Mapping, Sequence, Tuple
+from typing import Any, Dict, Mapping, Tuple
 
 from official_ext.modeling.optimization import lars_options
 
@@ -55,77 +54,46 @@ def check_learning_rate(value: Any) -> Any:
   return lars_options.check_non_negative('learning_rate', value)
 
 
-def split_arguments(
-    learning_rate: Any, args: Sequence[Any], kwargs: Mapping[str, Any]
+def check_arguments(
+    learning_rate: Any, option_values: Mapping[str, Any],
+    keras_arguments: Mapping[str, Any], other_kwargs: Mapping[str, Any]
 ) -> Tuple[Any, Dict[str, Any], Dict[str, Any]]:
-  """Sorts a constructor call into learning rate, options and Keras kwargs.
+  """Checks a constructor call's learning rate, options and Keras arguments.
 
   Args:
-    learning_rate: the first argument.
-    args: the other positional arguments, in the order of the positional
-      `lars_options.OPTIONS` (Model Garden's constructor order).
-    kwargs: options and Keras 3 optimizer arguments by name.
+    learning_rate: the `learning_rate` argument.
+    option_values: every `lars_options.OPTIONS` argument by name.
+    keras_arguments: every `KERAS_ARGUMENTS` argument by name.
+    other_kwargs: the constructor's `**kwargs`: a refused Keras argument or
+      an unknown one.
 
   Returns:
     `(learning_rate, options, keras_kwargs)`: the checked learning rate,
-    every LARS option (checked, defaults filled in) and the Keras 3
+    every LARS option (checked, in `OPTIONS` order) and the Keras 3
     arguments to pass on, `name` included.
 
   Raises:
-    TypeError: too many positional arguments, an argument given twice or an
-      unknown argument.
+    TypeError: an unknown argument, or a value of the wrong type.
     ValueError: a value out of range, or a refused argument.
   """
-  positional = [o.name for o in lars_options.OPTIONS if not o.keyword_only]
-  if len(args) > len(positional):
-    raise TypeError(f'LARS: takes at most {len(positional) + 1} positional '
-                    f'arguments (learning_rate, {", ".join(positional)}), '
-                    f'got {len(args) + 1}.')
-  values = dict(zip(positional, args))
-  keras_kwargs = {}
-  for key, value in kwargs.items():
-    if key in values:
-      raise TypeError(f'LARS: got {key} both by position and by name.')
+  values = dict(option_values)
+  for key, value in other_kwargs.items():
     if key in _REFUSED_KERAS_ARGUMENTS:
       if value is not None:
         raise ValueError(f'LARS: {key}={value!r} '
                          f'{_REFUSED_KERAS_ARGUMENTS[key]}.')
-    elif key in KERAS_ARGUMENTS:
-      if key in _NUMERIC_KERAS_ARGUMENTS and value is not None:
-        value = lars_options.check_non_negative(key, value)
-      keras_kwargs[key] = value
     else:
+      # Not an option either: `check_options` names it as unexpected.
       values[key] = value
   options = lars_options.check_options(values)
   for key, why in _TF_KERAS_ONLY_OPTIONS.items():
     if options[key] != lars_options.OPTIONS[
         lars_options.OPTION_NAMES.index(key)].default:
       raise ValueError(f'LARS: {key}={options[key]!r} {why}.')
+  keras_kwargs = {
+      key: (lars_options.check_non_negative(key, value)
+            if key in _NUMERIC_KERAS_ARGUMENTS and value is not None
+            else value)
+      for key, value in keras_arguments.items()}
   keras_kwargs['name'] = options['name']
   return check_learning_rate(learning_rate), options, keras_kwargs
-
-
-def constructor_signature(learning_rate_default: float) -> inspect.Signature:
-  """The signature `help()` and IDEs should show for the constructor.
-
-  The constructor takes `*args, **kwargs` so that the options are declared
-  only in `lars_options.OPTIONS`; this spells them out again from there.
-
-  Args:
-    learning_rate_default: the constructor's default learning rate.
-
-  Returns:
-    `(self, learning_rate, <positional options>, *, <keyword-only options>,
-    **kwargs)` with the options' defaults.
-  """
-  kinds = {False: inspect.Parameter.POSITIONAL_OR_KEYWORD,
-           True: inspect.Parameter.KEYWORD_ONLY}
-  return inspect.Signature([
-      inspect.Parameter('self', inspect.Parameter.POSITIONAL_OR_KEYWORD),
-      inspect.Parameter('learning_rate',
-                        inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                        default=learning_rate_default),
-      *(inspect.Parameter(o.name, kinds[o.keyword_only], default=o.default)
-        for o in lars_options.OPTIONS),
-      inspect.Parameter('kwargs', inspect.Parameter.VAR_KEYWORD),
-  ])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from official_ext.keras import lars_update
+from official_ext.modeling.optimization import lars_math
 
 
 def _rule(**kwargs) -> lars_update.UpdateRule:
@@ -24,41 +25,41 @@ def test_l2_norm_is_float32_for_half_precision(dtype):
 
 @pytest.mark.parametrize('param_norm,other_norm', [(0.0, 2.0), (3.0, 0.0),
                                                    (0.0, 0.0)])
-def test_guarded_ratio_is_one_when_a_norm_is_zero(param_norm, other_norm):
-  ratio = lars_update.guarded_ratio(
+def test_trust_ratio_is_one_when_a_norm_is_zero(param_norm, other_norm):
+  ratio = lars_math.trust_ratio(
       keras.ops.convert_to_tensor(param_norm),
-      keras.ops.convert_to_tensor(other_norm),
-      keras.ops.convert_to_tensor(0.5 * param_norm),
-      keras.ops.convert_to_tensor(other_norm))
+      keras.ops.convert_to_tensor(other_norm), 0.5,
+      ops=lars_update.KERAS_OPS)
   assert float(ratio) == 1.0
 
 
-@pytest.mark.parametrize('rule_kwargs,expected', [
+@pytest.mark.parametrize('options,decay,expected', [
     # η‖w‖/‖u‖ = 0.5·3/2
-    (dict(), 0.75),
+    (dict(), True, 0.75),
     # η‖w‖/(‖g‖ + λ‖w‖ + ε) = 1.5/(4 + 0.1·3 + 0.7)
-    (dict(denominator='paper', epsilon=0.7), 1.5 / 5.0),
+    (dict(denominator='paper', epsilon=0.7), True, 1.5 / 5.0),
     # without decay the paper's denominator drops λ‖w‖: 1.5/4
-    (dict(denominator='paper', decay=False), 0.375),
+    (dict(denominator='paper'), False, 0.375),
     # LARC: min(0.75/lr, 1) with lr = 2
-    (dict(trust_clip=True), 0.375),
-    (dict(max_trust_ratio=0.25), 0.25),
+    (dict(trust_clip=True), True, 0.375),
+    (dict(max_trust_ratio=0.25), True, 0.25),
 ])
-def test_layer_trust_ratio_variants(rule_kwargs, expected):
-  ratio = lars_update.layer_trust_ratio(
-      _rule(**rule_kwargs), param_norm=keras.ops.convert_to_tensor(3.0),
-      update_norm=keras.ops.convert_to_tensor(2.0),
-      grad_norm=keras.ops.convert_to_tensor(4.0), eeta=0.5,
-      weight_decay_rate=0.1,
-      learning_rate=keras.ops.convert_to_tensor(2.0))
+def test_layer_trust_ratio_variants_in_keras_ops(options, decay, expected):
+  paper = options.get('denominator') == 'paper'
+  ratio = lars_math.layer_trust_ratio(
+      keras.ops.convert_to_tensor(3.0),
+      keras.ops.convert_to_tensor(4.0 if paper else 2.0), 0.5,
+      keras.ops.convert_to_tensor(2.0), lars_math.TrustRatioOptions(**options),
+      0.1 if decay else None, lars_update.KERAS_OPS)
   np.testing.assert_allclose(float(ratio), expected, rtol=1e-6)
 
 
 def test_trust_clip_with_zero_learning_rate_keeps_ratio_one():
-  ratio = lars_update.layer_trust_ratio(
-      _rule(trust_clip=True), keras.ops.convert_to_tensor(3.0),
-      keras.ops.convert_to_tensor(2.0), None, eeta=0.5, weight_decay_rate=0.0,
-      learning_rate=keras.ops.convert_to_tensor(0.0))
+  ratio = lars_math.layer_trust_ratio(
+      keras.ops.convert_to_tensor(3.0), keras.ops.convert_to_tensor(2.0), 0.5,
+      keras.ops.convert_to_tensor(0.0),
+      lars_math.TrustRatioOptions(trust_clip=True), None,
+      lars_update.KERAS_OPS)
   assert float(ratio) == 1.0
 
 

@@ -4,16 +4,40 @@ Each function is one line of the update of You, Gitman & Ginsburg 2017
 (arXiv 1708.03888) or of a published implementation's variant, named in its
 docstring; `lars_update` composes them into the per-variable update, and
 tests call them on plain tensors.
+
+The trust-ratio functions take an `Ops` namespace, `TF_OPS` by default, so
+that the Keras 3 class (`official_ext.keras.lars_update`, with `keras.ops`)
+computes the same formulas; this module itself never imports Keras.
 """
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import tensorflow as tf
 
 from official_ext.modeling.optimization import lars_options
 
 _HALF_DTYPES = (tf.float16, tf.bfloat16)
+
+
+@dataclasses.dataclass(frozen=True)
+class Ops:
+  """The few tensor operations the trust-ratio formulas need.
+
+  Attributes:
+    where: `where(condition, x, y)`, elementwise.
+    minimum: `minimum(x, y)`, elementwise.
+    ones_like: `ones_like(x)`.
+    cast_like: `cast_like(x, y)`: `x` in `y`'s dtype.
+  """
+  where: Callable[[Any, Any, Any], Any]
+  minimum: Callable[[Any, Any], Any]
+  ones_like: Callable[[Any], Any]
+  cast_like: Callable[[Any, Any], Any]
+
+
+TF_OPS = Ops(where=tf.where, minimum=tf.minimum, ones_like=tf.ones_like,
+             cast_like=lambda x, y: tf.cast(x, y.dtype))
 
 
 def weight_decayed_gradient(grad: tf.Tensor, param: tf.Tensor,
@@ -35,7 +59,7 @@ def weight_decayed_gradient(grad: tf.Tensor, param: tf.Tensor,
   return grad + weight_decay_rate * param
 
 
-def l2_norm(x: tf.Tensor) -> tf.Tensor:
+def l2_loss_norm(x: tf.Tensor) -> tf.Tensor:
   """Euclidean norm over all elements, in float32 for half-precision input.
 
   Computed as `sqrt(2·L2Loss(x))`: one read of `x`, no materialized `x²`, a
@@ -57,12 +81,13 @@ def l2_norm(x: tf.Tensor) -> tf.Tensor:
 
 
 def norm_dtype(dtype: tf.DType) -> tf.DType:
-  """The dtype `l2_norm` returns for tensors of `dtype`."""
+  """The dtype `l2_loss_norm` returns for tensors of `dtype`."""
   return tf.float32 if dtype in _HALF_DTYPES else dtype
 
 
 def trust_ratio(param_norm: tf.Tensor, update_norm: tf.Tensor,
-                eeta: tf.Tensor, epsilon: float = 0.0) -> tf.Tensor:
+                eeta: tf.Tensor, epsilon: float = 0.0,
+                ops: Ops = TF_OPS) -> tf.Tensor:
   """The layer-wise trust ratio `η·‖w‖/(‖u‖ + ε)`, or 1 where a norm is 0.
 
   You et al. 2017, eq. (6) without the weight-decay term in the denominator
@@ -77,20 +102,21 @@ def trust_ratio(param_norm: tf.Tensor, update_norm: tf.Tensor,
       momentum or of the momentum update for popular momentum.
     eeta: the LARS coefficient `η`.
     epsilon: `ε`, added to the denominator; 0 adds nothing.
+    ops: the tensor operations.
 
   Returns:
     The trust ratio, a scalar.
   """
-  both_positive = tf.minimum(param_norm, update_norm) > 0
+  both_positive = ops.minimum(param_norm, update_norm) > 0
   denominator = update_norm + epsilon if epsilon else update_norm
-  return tf.where(both_positive, eeta * param_norm / denominator,
-                  tf.ones_like(param_norm))
+  return ops.where(both_positive, eeta * param_norm / denominator,
+                   ops.ones_like(param_norm))
 
 
 def paper_trust_ratio(param_norm: tf.Tensor, grad_norm: tf.Tensor,
                       eeta: tf.Tensor,
                       weight_decay_rate: Optional[tf.Tensor],
-                      epsilon: float = 0.0) -> tf.Tensor:
+                      epsilon: float = 0.0, ops: Ops = TF_OPS) -> tf.Tensor:
   """The trust ratio `η·‖w‖/(‖g‖ + λ‖w‖ + ε)`, or 1 where a norm is 0.
 
   You et al. 2017, eq. (6), with the raw gradient `g`. The same formula and
@@ -104,22 +130,23 @@ def paper_trust_ratio(param_norm: tf.Tensor, grad_norm: tf.Tensor,
     eeta: the LARS coefficient `η`.
     weight_decay_rate: `λ`, or None for a variable without weight decay.
     epsilon: `ε`, added to the denominator; 0 adds nothing.
+    ops: the tensor operations.
 
   Returns:
     The trust ratio, a scalar.
   """
-  both_positive = tf.minimum(param_norm, grad_norm) > 0
+  both_positive = ops.minimum(param_norm, grad_norm) > 0
   denominator = grad_norm
   if weight_decay_rate is not None:
-    denominator += tf.cast(weight_decay_rate, param_norm.dtype) * param_norm
+    denominator += ops.cast_like(weight_decay_rate, param_norm) * param_norm
   if epsilon:
     denominator += epsilon
-  return tf.where(both_positive, eeta * param_norm / denominator,
-                  tf.ones_like(param_norm))
+  return ops.where(both_positive, eeta * param_norm / denominator,
+                   ops.ones_like(param_norm))
 
 
-def larc_clipped_trust_ratio(ratio: tf.Tensor,
-                             learning_rate: tf.Tensor) -> tf.Tensor:
+def larc_clipped_trust_ratio(ratio: tf.Tensor, learning_rate: tf.Tensor,
+                             ops: Ops = TF_OPS) -> tf.Tensor:
   """LARC clipping: `min(ratio / lr, 1)`, so the local rate is `min(ratio, lr)`.
 
   NVIDIA Apex `LARC(clip=True)` and timm `Lars(trust_clip=True)`: the trust
@@ -129,14 +156,15 @@ def larc_clipped_trust_ratio(ratio: tf.Tensor,
   Args:
     ratio: the trust ratio.
     learning_rate: the global learning rate.
+    ops: the tensor operations.
 
   Returns:
     The factor that multiplies the global learning rate, in `ratio`'s dtype.
   """
-  learning_rate = tf.cast(learning_rate, ratio.dtype)
-  return tf.where(learning_rate > 0,
-                  tf.minimum(ratio / learning_rate, tf.ones_like(ratio)),
-                  tf.ones_like(ratio))
+  learning_rate = ops.cast_like(learning_rate, ratio)
+  return ops.where(learning_rate > 0,
+                   ops.minimum(ratio / learning_rate, ops.ones_like(ratio)),
+                   ops.ones_like(ratio))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,8 +191,8 @@ class TrustRatioOptions:
 def layer_trust_ratio(param_norm: tf.Tensor, denominator_norm: tf.Tensor,
                       eeta: tf.Tensor, learning_rate: tf.Tensor,
                       options: TrustRatioOptions,
-                      weight_decay_rate: Optional[tf.Tensor] = None
-                     ) -> tf.Tensor:
+                      weight_decay_rate: Optional[tf.Tensor] = None,
+                      ops: Ops = TF_OPS) -> tf.Tensor:
   """The factor that multiplies the global learning rate of an adapted layer.
 
   Args:
@@ -176,19 +204,21 @@ def layer_trust_ratio(param_norm: tf.Tensor, denominator_norm: tf.Tensor,
     options: the variant.
     weight_decay_rate: `λ` for the paper's denominator, None when the
       variable gets no weight decay; unused by Model Garden's.
+    ops: the tensor operations.
 
   Returns:
     The trust ratio, clipped and bounded as `options` says.
   """
   if options.denominator == lars_options.PAPER_DENOMINATOR:
     ratio = paper_trust_ratio(param_norm, denominator_norm, eeta,
-                              weight_decay_rate, options.epsilon)
+                              weight_decay_rate, options.epsilon, ops)
   else:
-    ratio = trust_ratio(param_norm, denominator_norm, eeta, options.epsilon)
+    ratio = trust_ratio(param_norm, denominator_norm, eeta, options.epsilon,
+                        ops)
   if options.trust_clip:
-    ratio = larc_clipped_trust_ratio(ratio, learning_rate)
+    ratio = larc_clipped_trust_ratio(ratio, learning_rate, ops)
   if options.max_trust_ratio is not None:
-    ratio = tf.minimum(ratio, tf.constant(options.max_trust_ratio, ratio.dtype))
+    ratio = ops.minimum(ratio, options.max_trust_ratio)
   return ratio
 
 

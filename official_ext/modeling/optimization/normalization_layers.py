@@ -5,7 +5,7 @@ the classes in `normalization_layer_classes()`, subclasses included, found by
 type at any depth of the model (`normalization_variables`); add your own
 with `register_normalization_layer`.
 """
-from typing import List, Tuple
+from typing import Any, Iterable, List, Tuple
 
 import tensorflow as tf
 import tf_keras
@@ -60,13 +60,34 @@ def normalization_variables(model: tf.Module) -> List[tf.Variable]:
     ValueError: if a normalization layer is not built yet, so that its
       variables do not exist.
   """
+  return layer_variables(model.submodules, normalization_layer_classes())
+
+
+def layer_variables(layers: Iterable[Any],
+                    layer_classes: Tuple[type, ...]) -> List[Any]:
+  """The trainable variables of those `layers` that are `layer_classes`.
+
+  Shared by the tf_keras and Keras 3 classes, which walk their models'
+  layers differently.
+
+  Args:
+    layers: every layer of a model, nested ones included.
+    layer_classes: the layer types that count as normalization.
+
+  Returns:
+    The variables, in the order of `layers`.
+
+  Raises:
+    ValueError: if a normalization layer is not built yet, so that its
+      variables do not exist.
+  """
   variables = []
-  for module in model.submodules:
-    if isinstance(module, normalization_layer_classes()):
-      if not module.built:
+  for layer in layers:
+    if isinstance(layer, layer_classes):
+      if not layer.built:
         raise ValueError(
-            f'Normalization layer {module.name!r} of the model is not built, '
+            f'Normalization layer {layer.name!r} of the model is not built, '
             f'so LARS cannot exclude its variables: build the model (call it '
             f'once) before training.')
-      variables += module.trainable_variables
+      variables += layer.trainable_variables
   return variables

@@ -31,7 +31,7 @@ def test_trust_ratio_matches_formula_and_guards():
 @pytest.mark.parametrize('dtype', [tf.float32, tf.float16, tf.bfloat16])
 def test_l2_norm_matches_numpy_and_is_float32_for_half(dtype):
   x = np.random.RandomState(0).randn(3, 4, 5).astype(np.float32)
-  got = lars_math.l2_norm(tf.constant(x, dtype))
+  got = lars_math.l2_loss_norm(tf.constant(x, dtype))
   expected_dtype = tf.float32 if dtype != tf.float32 else dtype
   assert got.dtype == expected_dtype
   reference = np.linalg.norm(tf.cast(tf.constant(x, dtype), tf.float32))
@@ -40,14 +40,14 @@ def test_l2_norm_matches_numpy_and_is_float32_for_half(dtype):
 
 def test_l2_norm_of_large_float16_tensor_does_not_overflow():
   x = tf.fill([300, 300], tf.constant(10.0, tf.float16))  # sum of squares 9e6
-  np.testing.assert_allclose(lars_math.l2_norm(x).numpy(), 3000.0, rtol=1e-6)
+  np.testing.assert_allclose(lars_math.l2_loss_norm(x).numpy(), 3000.0, rtol=1e-6)
 
 
 def test_l2_norm_of_an_embedding_sized_tensor_is_exact_to_float32_rounding():
   # BERT-base's word embeddings: 30522 x 768 values.
   x = np.random.RandomState(0).randn(30522, 768).astype(np.float32)
   reference = np.sqrt(np.sum(np.square(x, dtype=np.float64)))
-  np.testing.assert_allclose(lars_math.l2_norm(tf.constant(x)).numpy(),
+  np.testing.assert_allclose(lars_math.l2_loss_norm(tf.constant(x)).numpy(),
                              reference, rtol=1e-6)
 
 
@@ -69,8 +69,8 @@ def test_weight_decayed_gradient_and_popular_momentum_on_plain_tensors():
 def test_layer_adapted_learning_rate_on_plain_tensors():
   rs = np.random.RandomState(2)
   w, u = rs.randn(5, 2), rs.randn(5, 2)
-  ratio = lars_math.trust_ratio(lars_math.l2_norm(tf.constant(w)),
-                                lars_math.l2_norm(tf.constant(u)),
+  ratio = lars_math.trust_ratio(lars_math.l2_loss_norm(tf.constant(w)),
+                                lars_math.l2_loss_norm(tf.constant(u)),
                                 tf.constant(0.01, tf.float64))
   got = lars_math.layer_adapted_learning_rate(tf.constant(0.5, tf.float64),
                                               ratio)

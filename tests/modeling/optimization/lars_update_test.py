@@ -6,7 +6,7 @@ and compare them with op sets written out here: Model Garden's update, and
 exactly what each option adds when it is on. An option that is off adding
 even one op fails them.
 
-The norm used inside XLA-compiled steps, `compiled_l2_norm`, is checked
+The norm used inside XLA-compiled steps, `xla_l2_norm`, is checked
 against NumPy in float64, with and without XLA.
 """
 
@@ -147,7 +147,7 @@ def _numpy_norm(x):
                                    (3, 3, 4, 6)])
 def test_compiled_l2_norm_matches_numpy(shape, jit_compile):
   x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-  norm = tf.function(lars_update.compiled_l2_norm,
+  norm = tf.function(lars_update.xla_l2_norm,
                      jit_compile=jit_compile)(tf.constant(x))
   np.testing.assert_allclose(norm.numpy(), _numpy_norm(x), rtol=1e-6)
 
@@ -156,7 +156,7 @@ def test_compiled_l2_norm_matches_numpy(shape, jit_compile):
 def test_compiled_l2_norm_sums_half_precision_in_float32(dtype):
   # 300² · 4096 overflows float16 (max 65504) if summed in float16.
   x = tf.fill([64, 64], tf.constant(300.0, dtype))
-  norm = tf.function(lars_update.compiled_l2_norm, jit_compile=True)(x)
+  norm = tf.function(lars_update.xla_l2_norm, jit_compile=True)(x)
   assert norm.dtype == tf.float32
   np.testing.assert_allclose(norm.numpy(), 300.0 * 64, rtol=1e-6)
 
@@ -164,7 +164,7 @@ def test_compiled_l2_norm_sums_half_precision_in_float32(dtype):
 def test_compiled_l2_norm_stays_precise_over_millions_of_elements():
   x = np.random.default_rng(1).standard_normal((4096, 1024)).astype(
       np.float32)
-  norm = tf.function(lars_update.compiled_l2_norm,
+  norm = tf.function(lars_update.xla_l2_norm,
                      jit_compile=True)(tf.constant(x))
   np.testing.assert_allclose(norm.numpy(), _numpy_norm(x), rtol=1e-6)
 
