@@ -1,5 +1,6 @@
 """End-to-end test of `python -m official_ext.lars_report`."""
 import os
+import re
 import subprocess
 import sys
 
@@ -47,3 +48,6 @@ def test_bad_input_is_a_one_line_error():
   last = process.stderr.strip().splitlines()[-1]
   assert last.startswith('official_ext.lars_report: error: ')
   assert "trust_ratio_denominator" in last and "'papers'" in last
+  # Gin's call context is said in words, without an object repr.
+  assert "Raised in gin's call to configurable" in last
+  assert not re.search(r'<[^>]* at 0x[0-9a-f]+>', last)

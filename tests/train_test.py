@@ -170,6 +170,9 @@ def test_bad_gin_fails_before_writing(tmp_path, binding, message):
   process = _launch('--experiment=lars_digits', '--mode=train',
                     f'--model_dir={model_dir}', f'--gin_params={binding}')
   assert process.returncode != 0
-  assert message in process.stderr
+  [error] = [line for line in process.stderr.splitlines()
+             if line.startswith('official_ext.train: error: ')]
+  assert message in error
+  assert not re.search(r'<[^>]* at 0x[0-9a-f]+>', error)
   assert os.listdir(model_dir) == ['params.yaml']
   assert (model_dir / 'params.yaml').read_text() == 'earlier run\n'

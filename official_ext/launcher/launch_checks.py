@@ -25,6 +25,7 @@ from official.modeling.hyperparams import oneof
 from official.modeling.hyperparams import params_dict
 
 from official_ext.launcher import config_parsing
+from official_ext.launcher import error_messages
 from official_ext.launcher import schedule_checks
 
 # The modes Model Garden's OrbitExperimentRunner runs (its --mode flag also
@@ -49,10 +50,14 @@ class LaunchError(ValueError):
 
 
 def one_line(error: BaseException) -> str:
-  """An error's message on one line (KeyError's without its quotes)."""
+  """An error's message on one line (KeyError's without its quotes), in words.
+
+  Gin's call context and object reprs are said in words
+  (`error_messages.in_words`).
+  """
   message = (error.args[0] if isinstance(error, KeyError) and error.args
              else str(error))
-  return ' '.join(str(message).split())
+  return error_messages.in_words(' '.join(str(message).split()))
 
 
 @contextlib.contextmanager
