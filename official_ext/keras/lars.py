@@ -139,11 +139,10 @@ class LARS(keras.optimizers.Optimizer):
     super().__init__(learning_rate=learning_rate, **keras_kwargs)
     # Read-only mappings: Keras would track a plain dict as optimizer state.
     self._options = types.MappingProxyType(options)
-    # Private: official_ext's launcher tools recognize a LARS by a public
-    # `exclusion_rules` and would hand it tf_keras normalization layers.
-    self._exclusion_rules = types.MappingProxyType({
-        purpose: lars_exclusion.ExclusionRules.from_options(options, purpose)
-        for purpose in lars_exclusion.PURPOSES})
+    self.exclusion_rules: Mapping[str, lars_exclusion.ExclusionRules] = (
+        types.MappingProxyType({
+            purpose: lars_exclusion.ExclusionRules.from_options(options, purpose)
+            for purpose in lars_exclusion.PURPOSES}))
     self._normalization_paths: Optional[FrozenSet[str]] = None
     self._momentums = []
 
@@ -211,7 +210,7 @@ class LARS(keras.optimizers.Optimizer):
   def _exclusion(self, purpose: str, variable: Any) -> Optional[str]:
     # `lars_exclusion.ExclusionRules`, shared with the tf_keras class, sees
     # the Keras 3 path where the tf_keras class passes the variable name.
-    return self._exclusion_rules[purpose].reason(
+    return self.exclusion_rules[purpose].reason(
         variable.path, len(variable.shape), self._normalization_paths)
 
   def build(self, variables):

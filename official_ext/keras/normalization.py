@@ -13,6 +13,7 @@ import keras
 
 from official_ext.keras import lars
 from official_ext.modeling.optimization import normalization_layers
+from official_ext.modeling.optimization import optimizer_wrappers
 
 # Keras 3's normalization layers with trainable scales or offsets,
 # subclasses included. (UnitNormalization has no variables;
@@ -62,10 +63,11 @@ def use_model(optimizer: Any, model: keras.Model,
     layer_classes: the layer types that count as normalization.
 
   Returns:
-    The LARS, or None if `optimizer` is not one.
+    The LARS, or None if neither `optimizer` nor an optimizer it wraps (e.g.
+    in a `keras.optimizers.LossScaleOptimizer`) is one.
   """
-  if not isinstance(optimizer, lars.LARS):
-    return None
-  optimizer.set_normalization_variables(
-      normalization_variables(model, layer_classes))
-  return optimizer
+  found = optimizer_wrappers.find(optimizer, lars.LARS)
+  if found is not None:
+    found.set_normalization_variables(
+        normalization_variables(model, layer_classes))
+  return found

@@ -20,8 +20,10 @@ from official.core import task_factory
 from official.core import train_utils as mg_train_utils
 
 from official_ext.launcher import task_optimizer
+from official_ext.modeling.optimization import lars
 from official_ext.modeling.optimization import lars_exclusion
 from official_ext.modeling.optimization import normalization_layers
+from official_ext.modeling.optimization import optimizer_wrappers
 from official_ext.modeling.optimization import variable_names
 
 
@@ -92,7 +94,7 @@ def exclusion_report(variables: Sequence[tf.Variable],
   Args:
     variables: the model's trainable variables.
     optimizer: a LARS, possibly wrapped; with normalization selectors on,
-      `lars_exclusion.use_model` must have been called.
+      `normalization_layers.use_model` must have been called.
 
   Returns:
     The report.
@@ -100,7 +102,7 @@ def exclusion_report(variables: Sequence[tf.Variable],
   Raises:
     ValueError: if `optimizer` holds no official_ext LARS.
   """
-  found = lars_exclusion.find_lars(optimizer)
+  found = optimizer_wrappers.find(optimizer, lars.LARS)
   if found is None:
     raise ValueError(f'The exclusion report describes official_ext LARS; the '
                      f'optimizer is {type(optimizer).__name__}.')
@@ -149,7 +151,7 @@ def build_report(
   model = task.build_model()
   # What Model Garden's create_trainer calls, differential privacy included.
   optimizer = mg_train_utils.create_optimizer(task, params)
-  lars_exclusion.use_model(optimizer, model)
+  normalization_layers.use_model(optimizer, model)
   return exclusion_report(model.trainable_variables, optimizer)
 
 
@@ -159,7 +161,7 @@ def log_exclusion_report(model, optimizer):
   Args:
     model: the model being trained.
     optimizer: its optimizer, which must hold an official_ext LARS on which
-      `lars_exclusion.use_model` was called.
+      `normalization_layers.use_model` was called.
   """
   report = exclusion_report(model.trainable_variables, optimizer)
   logging.info('LARS exclusion report:\n%s', report.table())

@@ -25,6 +25,8 @@ import tensorflow as tf
 
 from official.core import actions
 
+from official_ext.modeling.optimization import optimizer_wrappers
+
 # Variables named in the error message; the rest are counted.
 _NAMES_SHOWN = 5
 
@@ -56,15 +58,6 @@ def non_finite_names(variables: Sequence[tf.Variable]) -> List[str]:
           if not np.all(np.isfinite(np.asarray(v.numpy(), np.float64)))]
 
 
-def _innermost(optimizer: Any) -> Any:
-  """The optimizer inside loss-scaling and moving-average wrappers."""
-  for wrapped in ('inner_optimizer', '_optimizer'):
-    inner = getattr(optimizer, wrapped, None)
-    if inner is not None and inner is not optimizer:
-      return _innermost(inner)
-  return optimizer
-
-
 def learning_rate_at(optimizer: Any, step: int) -> Optional[float]:
   """The learning rate of the update that made global step `step`.
 
@@ -75,7 +68,8 @@ def learning_rate_at(optimizer: Any, step: int) -> Optional[float]:
   Returns:
     The rate, or None if the optimizer has no `learning_rate`.
   """
-  rate = getattr(_innermost(optimizer), 'learning_rate', None)
+  rate = getattr(optimizer_wrappers.unwrap(optimizer)[-1], 'learning_rate',
+                 None)
   if rate is None:
     return None
   if callable(rate) and not isinstance(rate, tf.Variable):
@@ -94,7 +88,7 @@ def likely_causes(optimizer: Any, step: int) -> str:
   Returns:
     E.g. 'learning rate 2.96 at step 40, eeta 1000.0, weight decay 0.0001'.
   """
-  inner = _innermost(optimizer)
+  inner = optimizer_wrappers.unwrap(optimizer)[-1]
   causes = []
   rate = learning_rate_at(optimizer, step)
   if rate is not None:

@@ -2,7 +2,7 @@
 
 Once the trainer has built the model and the optimizer, a LARS among them
 (possibly inside loss-scaling or EMA wrappers) learns which variables belong
-to normalization layers (`lars_exclusion.use_model`), and a training job logs
+to normalization layers (`normalization_layers.use_model`), and a training job logs
 the exclusion report: every trainable variable with its shape and whether it
 gets weight decay and layer adaptation, then a warning for every exclusion
 setting that matched nothing.
@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from official_ext.launcher import exclusion_report
 from official_ext.launcher import resumable_trainer
-from official_ext.modeling.optimization import lars_exclusion
+from official_ext.modeling.optimization import normalization_layers
 
 
 class Trainer(resumable_trainer.Trainer):
@@ -41,7 +41,7 @@ class Trainer(resumable_trainer.Trainer):
   def __init__(self, config, task, model, optimizer, train=True, *args,
                **kwargs):
     super().__init__(config, task, model, optimizer, train, *args, **kwargs)
-    self._lars = lars_exclusion.use_model(self.optimizer, self.model)
+    self._lars = normalization_layers.use_model(self.optimizer, self.model)
     if self._lars is not None and train:
       exclusion_report.log_exclusion_report(self.model, self.optimizer)
 

@@ -27,6 +27,7 @@ from official.modeling.optimization.configs import optimization_config as mg_opt
 from official.modeling.privacy import configs as privacy_configs
 
 from official_ext.modeling.optimization import optimizer_factory
+from official_ext.modeling.optimization import optimizer_wrappers
 
 
 def describe(optimizer) -> str:
@@ -38,11 +39,9 @@ def describe(optimizer) -> str:
   Returns:
     E.g. 'tf_keras...LossScaleOptimizer(official_ext...lars.LARS)'.
   """
-  cls = type(optimizer)
-  name = f'{cls.__module__}.{cls.__qualname__}'
-  inner = (getattr(optimizer, 'inner_optimizer', None) or
-           getattr(optimizer, '_optimizer', None))
-  return f'{name}({describe(inner)})' if inner is not None else name
+  names = [f'{type(o).__module__}.{type(o).__qualname__}'
+           for o in optimizer_wrappers.unwrap(optimizer)]
+  return '('.join(names) + ')' * (len(names) - 1)
 
 
 def routable(task_cls: type) -> bool:

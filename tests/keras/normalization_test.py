@@ -51,6 +51,16 @@ def test_use_model_sets_the_optimizers_selection():
   assert optimizer.weight_decay_exclusion(model.layers[0].kernel) is None
 
 
+def test_use_model_finds_lars_inside_loss_scaling():
+  model = _model()
+  optimizer = LARS(exclude_normalization_from_weight_decay=True,
+                   weight_decay_rate=0.1)
+  scaled = keras.optimizers.LossScaleOptimizer(optimizer)
+  assert normalization.use_model(scaled, model) is optimizer
+  assert optimizer.weight_decay_exclusion(model.layers[1].gamma) == (
+      'exclude_normalization_from_weight_decay')
+
+
 def test_use_model_ignores_other_optimizers():
   assert normalization.use_model(keras.optimizers.SGD(), _model()) is None
 

@@ -12,7 +12,7 @@ from official_ext import experiments  # pylint: disable=unused-import
 from official_ext.launcher import exclusion_report
 from official_ext.launcher import config_parsing
 from official_ext.modeling.optimization import lars
-from official_ext.modeling.optimization import lars_exclusion
+from official_ext.modeling.optimization import normalization_layers
 from tests.modeling.optimization import lars_testing
 
 LARS = 'trainer.optimizer_config.optimizer.lars'
@@ -87,7 +87,7 @@ def test_report_rows_say_what_and_why():
       exclude_one_dimensional_from_weight_decay=True,
       exclude_normalization_from_layer_adaptation=True,
       exclude_variables_from_layer_adaptation=['stem/kernel'])
-  lars_exclusion.use_model(optimizer, model)
+  normalization_layers.use_model(optimizer, model)
   report = exclusion_report.exclusion_report(model.trainable_variables,
                                            optimizer)
   rows = {d.name: (d.shape.as_list(), d.weight_decay_exclusion,
@@ -128,7 +128,7 @@ def test_report_warns_about_every_setting_that_matches_nothing():
       exclude_variables_from_weight_decay=['dense/kernel:0', 'Dense/kernel'],
       exclude_one_dimensional_from_layer_adaptation=True,
       exclude_normalization_from_weight_decay=True)
-  lars_exclusion.use_model(optimizer, model)
+  normalization_layers.use_model(optimizer, model)
   report = exclusion_report.exclusion_report(model.trainable_variables,
                                            optimizer)
   assert len(report.warnings) == 5, report.warnings

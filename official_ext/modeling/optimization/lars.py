@@ -118,7 +118,7 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
       exclude_normalization_from_weight_decay: no weight decay for the
         variables of the model's normalization layers; needs
         `set_normalization_variables` before the first step (official_ext's
-        launcher calls it, see `lars_exclusion.use_model`).
+        launcher calls it, see `normalization_layers.use_model`).
       exclude_normalization_from_layer_adaptation: likewise, no layer
         adaptation.
       exclude_variables_from_weight_decay: exact variable names (with or
@@ -172,7 +172,7 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
     """Names the variables that `exclude_normalization_from_*` select.
 
     Call it before the first step, with the trainable variables of the model's
-    normalization layers (`lars_exclusion.use_model` finds them).
+    normalization layers (`normalization_layers.use_model` finds them).
 
     Args:
       variables: the normalization layers' variables.

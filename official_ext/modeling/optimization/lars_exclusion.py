@@ -9,9 +9,9 @@ name, rank and the model's normalization variable names; the optimizer and the
 exclusion report both ask it. It is framework-neutral: nothing here imports
 TensorFlow or Keras at import time, so every LARS implementation can share it.
 
-The normalization selectors need the model: `use_model(optimizer, model)`
-finds the normalization layers' variables (`normalization_layers`) and hands
-them to the LARS inside any optimizer wrappers.
+The normalization selectors need the model: `normalization_layers.use_model`
+(tf_keras) and `official_ext.keras.use_model` (Keras 3) hand the LARS the
+variables of the model's normalization layers.
 """
 
 import dataclasses
@@ -134,9 +134,9 @@ class ExclusionRules:
             f'LARS: {self._field("normalization_from")}=True, but the '
             f"optimizer does not know the model's normalization variables: "
             f'before training, call use_model(optimizer, model) from '
-            f'official_ext.modeling.optimization.lars_exclusion (tf_keras; '
-            f"official_ext's launcher does) or official_ext.keras (Keras 3), "
-            f"or the optimizer's set_normalization_variables(...).")
+            f'official_ext.modeling.optimization.normalization_layers '
+            f"(tf_keras; official_ext's launcher does) or official_ext.keras "
+            f"(Keras 3), or the optimizer's set_normalization_variables(...).")
       if name in normalization_names:
         return self._field('normalization_from')
     return None
@@ -180,47 +180,15 @@ class ExclusionRules:
     return warnings
 
 
-def find_lars(optimizer: Any) -> Optional[Any]:
-  """The official_ext LARS inside optimizer wrappers, or None.
-
-  A LARS is recognized by its `exclusion_rules` and
-  `set_normalization_variables`, so every official_ext LARS class is found.
-
-  Args:
-    optimizer: an optimizer, possibly a LossScaleOptimizer or Model Garden's
-      ExponentialMovingAverage around LARS.
-
-  Returns:
-    The LARS, or None if the innermost optimizer is something else.
-  """
-  while optimizer is not None and not (
-      hasattr(optimizer, 'exclusion_rules') and
-      hasattr(optimizer, 'set_normalization_variables')):
-    optimizer = (getattr(optimizer, 'inner_optimizer', None) or
-                 getattr(optimizer, '_optimizer', None))
-  return optimizer
-
-
-def use_model(optimizer: Any, model: Any) -> Optional[Any]:
-  """Tells the LARS inside `optimizer` which variables are normalization's.
-
-  Call it once the model is built and before the first training step; only
-  `exclude_normalization_from_*` need it, so it does nothing for a LARS
-  without them (or for another optimizer).
-
-  Args:
-    optimizer: an optimizer, possibly wrapping LARS.
-    model: the model it will train, a built tf_keras model.
-
-  Returns:
-    The LARS found, or None.
-  """
-  found = find_lars(optimizer)
-  if found is not None and any(
-      rules.normalization for rules in found.exclusion_rules.values()):
-    # Imported here, when a model is handed over, so that importing this
-    # module loads no framework.
+def __getattr__(name: str) -> Any:
+  # `use_model` lived here; it needs the tf_keras LARS class, which imports
+  # this module, so the old path forwards lazily.
+  if name == 'use_model':
+    import warnings  # pylint: disable=g-import-not-at-top
     from official_ext.modeling.optimization import normalization_layers  # pylint: disable=g-import-not-at-top
-    found.set_normalization_variables(
-        normalization_layers.normalization_variables(model))
-  return found
+    warnings.warn(
+        'official_ext.modeling.optimization.lars_exclusion.use_model is '
+        'deprecated; use official_ext.modeling.optimization.'
+        'normalization_layers.use_model.', DeprecationWarning, stacklevel=2)
+    return normalization_layers.use_model
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

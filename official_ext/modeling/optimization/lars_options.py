@@ -221,7 +221,7 @@ OPTIONS: Tuple[Option, ...] = (
            keyword_only=True),
     Option('exclude_normalization_from_weight_decay', False,
            "No weight decay for the variables of the model's normalization "
-           'layers, found by layer type (needs lars_exclusion.use_model).',
+           'layers, found by layer type (needs use_model).',
            check_bool, keyword_only=True),
     Option('exclude_normalization_from_layer_adaptation', False,
            "No layer adaptation for the variables of the model's "

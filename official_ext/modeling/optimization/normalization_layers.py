@@ -3,15 +3,19 @@
 `exclude_normalization_from_*` select the trainable variables of layers of
 the classes in `normalization_layer_classes()`, subclasses included, found by
 type at any depth of the model (`normalization_variables`); add your own
-with `register_normalization_layer`.
+with `register_normalization_layer`. `use_model(optimizer, model)` hands them
+to the LARS inside any optimizer wrappers.
 """
-from typing import Any, Iterable, List, Tuple
+from typing import Any, Iterable, List, Optional, Tuple
 
 import tensorflow as tf
 import tf_keras
 
 from official.nlp.modeling.layers import mobile_bert_layers
 from official.nlp.modeling.layers import transformer_encoder_block
+
+from official_ext.modeling.optimization import lars
+from official_ext.modeling.optimization import optimizer_wrappers
 
 # Model Garden's vision models use Keras' batch normalization (synchronized or
 # not); its NLP models, LayerNormalization, RMSNorm and MobileBERT's NoNorm.
@@ -91,3 +95,24 @@ def layer_variables(layers: Iterable[Any],
             f'once) before training.')
       variables += layer.trainable_variables
   return variables
+
+
+def use_model(optimizer: Any, model: tf.Module) -> Optional[lars.LARS]:
+  """Tells the LARS inside `optimizer` which variables are normalization's.
+
+  Call it once the model is built and before the first training step; only
+  `exclude_normalization_from_*` need it, so it does nothing for a LARS
+  without them (or for another optimizer).
+
+  Args:
+    optimizer: an optimizer, possibly wrapping official_ext's tf_keras LARS.
+    model: the model it will train, a built tf_keras model.
+
+  Returns:
+    The LARS found, or None.
+  """
+  found = optimizer_wrappers.find(optimizer, lars.LARS)
+  if found is not None and any(
+      rules.normalization for rules in found.exclusion_rules.values()):
+    found.set_normalization_variables(normalization_variables(model))
+  return found

@@ -1,17 +1,16 @@
-"""Tests for lars_exclusion: ExclusionRules, use_model, and the selectors
-as the optimizer applies them."""
+"""Tests for lars_exclusion: ExclusionRules, the selectors as the optimizer
+applies them, and the deprecated `use_model` path."""
 
 import re
 
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_keras
 
-from official.modeling.optimization import ema_optimizer
 from official_ext.modeling.optimization import lars
 from official_ext.modeling.optimization import lars_exclusion
 from official_ext.modeling.optimization import lars_options
+from official_ext.modeling.optimization import normalization_layers
 from tests.modeling.optimization import lars_testing
 
 
@@ -110,31 +109,6 @@ def test_unmatched_settings_warn_once_each():
 def test_importing_needs_no_framework():
   lars_testing.assert_imports_no_framework(
       'official_ext.modeling.optimization.lars_exclusion')
-
-
-# ------------------------------------------------------------ use_model
-
-
-def test_find_lars_and_use_model_see_through_wrappers():
-  model = lars_testing.normalization_model()
-  inner = lars.LARS(weight_decay_rate=1e-4,
-                    exclude_normalization_from_weight_decay=True)
-  wrapped = tf_keras.mixed_precision.LossScaleOptimizer(
-      ema_optimizer.ExponentialMovingAverage(inner))
-  assert lars_exclusion.find_lars(wrapped) is inner
-  assert lars_exclusion.use_model(wrapped, model) is inner
-  assert inner.normalization_variable_names == frozenset(
-      lars_testing.NORMALIZATION_NAMES)
-  sgd = tf_keras.optimizers.legacy.SGD()
-  assert lars_exclusion.find_lars(sgd) is None
-  assert lars_exclusion.use_model(sgd, model) is None
-
-
-def test_use_model_leaves_lars_without_normalization_selectors_alone():
-  optimizer = lars.LARS()
-  model = lars_testing.normalization_model()
-  assert lars_exclusion.use_model(optimizer, model) is optimizer
-  assert optimizer.normalization_variable_names is None
 
 
 # ----------------------------------------- selectors through the optimizer
@@ -260,3 +234,11 @@ def test_selectors_under_mirrored_strategy_use_the_container_name():
   for var, expected in zip(model.trainable_variables,
                            reference_model.get_weights()):
     lars_testing.assert_weights_close([var.values[1].numpy()], [expected])
+
+
+def test_deprecated_use_model_path_forwards_with_a_warning():
+  with pytest.warns(DeprecationWarning, match='normalization_layers.use_model'):
+    use_model = lars_exclusion.use_model
+  assert use_model is normalization_layers.use_model
+  with pytest.raises(AttributeError, match='no_such_name'):
+    lars_exclusion.no_such_name  # pylint: disable=pointless-statement

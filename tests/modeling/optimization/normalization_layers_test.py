@@ -2,6 +2,8 @@
 import pytest
 import tf_keras
 
+from official.modeling.optimization import ema_optimizer
+from official_ext.modeling.optimization import lars
 from official_ext.modeling.optimization import normalization_layers
 from tests.modeling.optimization import lars_testing
 
@@ -39,3 +41,23 @@ def test_registered_layer_classes_count_as_normalization():
         model)] == ['my_norm/scale:0']
   finally:
     normalization_layers._NORMALIZATION_LAYERS.remove(Scale)  # pylint: disable=protected-access
+
+
+def test_use_model_sees_through_wrappers():
+  model = lars_testing.normalization_model()
+  inner = lars.LARS(weight_decay_rate=1e-4,
+                    exclude_normalization_from_weight_decay=True)
+  wrapped = tf_keras.mixed_precision.LossScaleOptimizer(
+      ema_optimizer.ExponentialMovingAverage(inner))
+  assert normalization_layers.use_model(wrapped, model) is inner
+  assert inner.normalization_variable_names == frozenset(
+      lars_testing.NORMALIZATION_NAMES)
+  assert normalization_layers.use_model(
+      tf_keras.optimizers.legacy.SGD(), model) is None
+
+
+def test_use_model_leaves_lars_without_normalization_selectors_alone():
+  optimizer = lars.LARS()
+  model = lars_testing.normalization_model()
+  assert normalization_layers.use_model(optimizer, model) is optimizer
+  assert optimizer.normalization_variable_names is None
