@@ -33,7 +33,7 @@ def _fields(config: base_config.Config) -> Dict[str, Any]:
           if name not in config.RESERVED_ATTR}
 
 
-def use_official_ext_optimization(
+def with_official_ext_optimization_config(
     params: config_definitions.ExperimentConfig
 ) -> config_definitions.ExperimentConfig:
   """Swaps the experiment's optimization config for official_ext's.
@@ -129,7 +129,7 @@ class ExperimentParser(mg_train_utils.ExperimentParser):
 
   def base_experiment(self) -> config_definitions.ExperimentConfig:
     """The registered experiment, with official_ext's OptimizationConfig."""
-    return use_official_ext_optimization(super().base_experiment())
+    return with_official_ext_optimization_config(super().base_experiment())
 
   def flag_settings(self) -> Dict[str, Tuple[str, Any]]:
     """LARS fields that `--config_file`/`--params_override` set explicitly.

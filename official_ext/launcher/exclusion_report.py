@@ -146,8 +146,7 @@ def build_report(
     raise ValueError(f'The LARS report needs trainer.optimizer_config.'
                      f'optimizer.type=lars, got {optimizer_type!r}.')
   task = task_factory.get_task(params.task)
-  task_optimizer.use_official_ext_optimizers(task,
-                                             params.trainer.optimizer_config)
+  task_optimizer.use_lars(task)
   model = task.build_model()
   # What Model Garden's create_trainer calls, differential privacy included.
   optimizer = mg_train_utils.create_optimizer(task, params)

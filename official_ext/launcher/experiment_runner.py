@@ -106,8 +106,9 @@ def run_experiment(params: config_definitions.ExperimentConfig, mode: str,
       tpu_address=params.runtime.tpu)
   with strategy.scope():
     task = task_factory.get_task(params.task, logging_dir=model_dir)
-  task_optimizer.use_official_ext_optimizers(task,
-                                             params.trainer.optimizer_config)
+  # A task with its own create_optimizer trains any other optimizer as is.
+  if params.trainer.optimizer_config.optimizer.type == 'lars':
+    task_optimizer.use_lars(task)
   eval_actions = list(kwargs.pop('eval_actions', None) or [])
   eval_actions.append(eval_metrics_export.EvalMetricsExporter(model_dir))
   return ExperimentRunner(

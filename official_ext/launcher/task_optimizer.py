@@ -107,24 +107,3 @@ def use_lars(task: base_task.Task) -> base_task.Task:
   task.create_optimizer = create_optimizer
   return task
 
-
-def use_official_ext_optimizers(
-    task: base_task.Task,
-    optimizer_config: mg_optimization_config.OptimizationConfig
-) -> base_task.Task:
-  """The launcher's hook: `use_lars` if, and only if, the config asks for LARS.
-
-  Args:
-    task: a Model Garden task instance.
-    optimizer_config: the experiment's optimization config.
-
-  Returns:
-    `task`; untouched unless the optimizer type is lars.
-
-  Raises:
-    ValueError: if the optimizer type is lars but the task has its own
-      `create_optimizer`.
-  """
-  if optimizer_config.optimizer.type == 'lars':
-    use_lars(task)
-  return task

@@ -256,7 +256,7 @@ def test_swap_keeps_a_field_the_experiment_deleted(bind_gin):
   params.override({'trainer': {'optimizer_config': {'optimizer': {
       'type': 'sgd', 'sgd': {'momentum': 0.8}}}}})
   delattr(params.trainer.optimizer_config.optimizer.sgd, 'decay')
-  swapped = config_parsing.use_official_ext_optimization(
+  swapped = config_parsing.with_official_ext_optimization_config(
       params).trainer.optimizer_config
   assert type(swapped) is optimization_config.OptimizationConfig
   assert swapped.optimizer.sgd.as_dict() == {

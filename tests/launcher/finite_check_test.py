@@ -58,8 +58,7 @@ def _params(**trainer):
 
 def _run(task, params, model_dir):
   """Trains `task` as the launcher does (official_ext's runner)."""
-  task_optimizer.use_official_ext_optimizers(task,
-                                             params.trainer.optimizer_config)
+  task_optimizer.use_lars(task)
   return experiment_runner.ExperimentRunner(
       distribution_strategy=tf.distribute.get_strategy(), task=task,
       mode='train', params=params, model_dir=model_dir).run()

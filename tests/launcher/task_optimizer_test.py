@@ -120,8 +120,7 @@ def test_model_garden_trainer_path_builds_official_ext_lars(config_cls):
   params = _experiment('lars', config_cls)
   task = _digits_task()
   untouched = _digits_task()
-  assert task_optimizer.use_official_ext_optimizers(
-      task, params.trainer.optimizer_config) is task
+  assert task_optimizer.use_lars(task) is task
   # What official.core.train_utils.create_trainer calls.
   assert type(mg_train_utils.create_optimizer(task, params)) is lars.LARS
   mg_params = _experiment('lars', mg_optimization_config.OptimizationConfig)
@@ -129,13 +128,6 @@ def test_model_garden_trainer_path_builds_official_ext_lars(config_cls):
       mg_lars.LARS)
   assert lars_digits.DigitsTask.create_optimizer.__func__ is (
       base_task.Task.create_optimizer.__func__)
-
-
-def test_launcher_leaves_non_lars_tasks_untouched():
-  task = _digits_task()
-  task_optimizer.use_official_ext_optimizers(
-      task, _experiment('sgd').trainer.optimizer_config)
-  assert 'create_optimizer' not in vars(task)
 
 
 class _OwnOptimizerTask(lars_digits.DigitsTask):
@@ -149,12 +141,6 @@ def test_task_with_own_create_optimizer():
   assert task_optimizer.routable(lars_digits.DigitsTask)
   assert not task_optimizer.routable(_OwnOptimizerTask)
   task = _OwnOptimizerTask(lars_digits.DigitsTaskConfig())
-  task_optimizer.use_official_ext_optimizers(
-      task, _experiment('sgd').trainer.optimizer_config)
-  assert 'create_optimizer' not in vars(task)
-  with pytest.raises(ValueError, match='_OwnOptimizerTask.*create_optimizer'):
-    task_optimizer.use_official_ext_optimizers(
-        task, _experiment('lars').trainer.optimizer_config)
   with pytest.raises(ValueError, match='_OwnOptimizerTask.*create_optimizer'):
     official_ext.use_lars(task)
 
