@@ -11,6 +11,7 @@ from typing import Any, List, Optional, Tuple
 
 import keras
 
+from official_ext import internals
 from official_ext.keras import lars
 from official_ext.modeling.optimization import normalization_layers
 from official_ext.modeling.optimization import optimizer_wrappers
@@ -41,11 +42,9 @@ def normalization_variables(
   Raises:
     ValueError: if a normalization layer is not built yet.
   """
-  # Keras 3 has no public recursive layer walk; `_flatten_layers` is what
-  # `Model.summary` and saving use to reach nested layers.
+  # Keras 3 has no public recursive layer walk.
   return normalization_layers.layer_variables(
-      model._flatten_layers(include_self=False, recursive=True),  # pylint: disable=protected-access
-      layer_classes)
+      internals.keras_nested_layers(model), layer_classes)
 
 
 def use_model(optimizer: Any, model: keras.Model,

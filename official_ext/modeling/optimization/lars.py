@@ -18,8 +18,8 @@ from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Text
 
 import tensorflow as tf
 import tf_keras
-from tf_keras.src.optimizers.legacy import optimizer_v2
 
+from official_ext import internals
 from official_ext.modeling.optimization import lars_exclusion
 from official_ext.modeling.optimization import lars_math
 from official_ext.modeling.optimization import lars_options
@@ -227,7 +227,7 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
       self.add_slot(var, 'momentum')
     if self.telemetry:
       for var in var_list:
-        key = optimizer_v2._var_key(var)  # pylint: disable=protected-access
+        key = internals.optimizer_variable_key(var)
         self._telemetry.create(key, var)
 
   def telemetry_scalars(self) -> Dict[str, float]:
@@ -260,7 +260,7 @@ class LARS(tf_keras.optimizers.legacy.Optimizer):
                  coefficients['lr_t'], coefficients['momentum'],
                  coefficients['weight_decay_rate'], coefficients['eeta']]
     if self.telemetry:
-      key = optimizer_v2._var_key(handle)  # pylint: disable=protected-access
+      key = internals.optimizer_variable_key(handle)
       arguments.append(self._telemetry.handle(key))
     return update(*arguments)
 

@@ -11,6 +11,7 @@ from typing import Any, Callable, ContextManager, Dict, Tuple
 
 import tensorflow as tf
 
+from official_ext import internals
 from official_ext.modeling.optimization import lars_exclusion
 from official_ext.modeling.optimization import lars_update
 from official_ext.modeling.optimization import variable_names
@@ -47,7 +48,7 @@ class TelemetryVariables:
       with strategy.extended.colocate_vars_with(var):
         stats = tf.Variable(
             tf.zeros([len(TELEMETRY_FIELDS)], tf.float32), trainable=False,
-            name=f'{var._shared_name}/lars_telemetry')  # pylint: disable=protected-access
+            name=f'{internals.variable_shared_name(var)}/lars_telemetry')
     self._variables[key] = (variable_names.variable_name(var), stats)
 
   def handle(self, key: Any) -> tf.Tensor:

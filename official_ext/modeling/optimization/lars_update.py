@@ -11,8 +11,8 @@ import functools
 from typing import Callable
 
 import tensorflow as tf
-from tf_keras.src.utils import control_flow_util
 
+from official_ext import internals
 from official_ext.modeling.optimization import lars_math
 from official_ext.modeling.optimization import lars_options
 
@@ -85,10 +85,8 @@ def variable_update_function(
     eeta[, telemetry_variable])` taking resource handles and scalars,
     returning the local learning rate it applied.
   """
-  xla = control_flow_util.GraphOrParentsInXlaContext(
-      tf.compat.v1.get_default_graph())
   return _traced_update(dtype, decay, adapt, classic_momentum, nesterov,
-                        options, telemetry, xla)
+                        options, telemetry, internals.in_xla_context())
 
 
 @functools.lru_cache(maxsize=None)

@@ -20,26 +20,21 @@ from typing import Any, Callable, Dict, Mapping, Optional, Union
 import tensorflow as tf
 import tf_keras
 
-from official.modeling.optimization import lr_schedule
+from official.modeling.optimization import optimizer_factory as mg_optimizer_factory
+
+from official_ext import internals
 
 LearningRate = Union[float, tf.Tensor,
                      tf_keras.optimizers.schedules.LearningRateSchedule,
                      Callable[[], float]]
 
-# Every schedule class that Model Garden's optimizer factory can build.
+# Every schedule class that Model Garden's optimizer factory can build, read
+# from its registries of decay and warmup schedules.
 MODEL_GARDEN_SCHEDULES: Dict[str, type] = {
-    cls.__name__: cls for cls in (
-        lr_schedule.LinearWarmup,
-        lr_schedule.PolynomialWarmUp,
-        lr_schedule.DirectPowerDecay,
-        lr_schedule.PowerAndLinearDecay,
-        lr_schedule.PowerDecayWithOffset,
-        lr_schedule.StepCosineDecayWithOffset,
-        lr_schedule.PiecewiseConstantDecayWithOffset,
-        lr_schedule.PolynomialDecayWithOffset,
-        lr_schedule.ExponentialDecayWithOffset,
-        lr_schedule.CosineDecayWithOffset,
-    )
+    cls.__name__: cls
+    for registry in (mg_optimizer_factory.LR_CLS,
+                     mg_optimizer_factory.WARMUP_CLS)
+    for cls in registry.values()
 }
 
 _WRAPPED_SCHEDULE_KEY = 'after_warmup_lr_sched'
@@ -68,13 +63,12 @@ def serialize_learning_rate(schedule: Any) -> Any:
   if not _is_schedule(schedule):
     return schedule
   config = dict(schedule.get_config())
-  # pylint: disable=protected-access
-  wrapped = getattr(schedule, '_after_warmup_lr_sched', None)
+  wrapped = internals.warmup_wrapped_schedule(schedule)
   if wrapped is not None:
     config[_WRAPPED_SCHEDULE_KEY] = serialize_learning_rate(wrapped)
-  if hasattr(schedule, '_offset') and 'offset' not in config:
-    config['offset'] = schedule._offset
-  # pylint: enable=protected-access
+  offset = internals.schedule_offset(schedule)
+  if offset is not None and 'offset' not in config:
+    config['offset'] = offset
   return {'class_name': type(schedule).__name__, 'config': config}
 
 

@@ -14,7 +14,6 @@ import tf_keras
 from official.nlp.modeling.layers import mobile_bert_layers
 from official.nlp.modeling.layers import transformer_encoder_block
 
-from official_ext.modeling.optimization import lars
 from official_ext.modeling.optimization import optimizer_wrappers
 
 # Model Garden's vision models use Keras' batch normalization (synchronized or
@@ -97,7 +96,7 @@ def layer_variables(layers: Iterable[Any],
   return variables
 
 
-def use_model(optimizer: Any, model: tf.Module) -> Optional[lars.LARS]:
+def use_model(optimizer: Any, model: tf.Module) -> Optional[Any]:
   """Tells the LARS inside `optimizer` which variables are normalization's.
 
   Call it once the model is built and before the first training step; only
@@ -109,9 +108,15 @@ def use_model(optimizer: Any, model: tf.Module) -> Optional[lars.LARS]:
     model: the model it will train, a built tf_keras model.
 
   Returns:
-    The LARS found, or None.
+    The LARS found: the first tf_keras optimizer in `optimizer`'s wrappers
+    that takes normalization variables (official_ext's tf_keras LARS or a
+    subclass; Keras 3 optimizers are not tf_keras ones). None if there is
+    none.
   """
-  found = optimizer_wrappers.find(optimizer, lars.LARS)
+  found = next(
+      (o for o in optimizer_wrappers.unwrap(optimizer)
+       if isinstance(o, tf_keras.optimizers.legacy.Optimizer) and
+       hasattr(o, 'set_normalization_variables')), None)
   if found is not None and any(
       rules.normalization for rules in found.exclusion_rules.values()):
     found.set_normalization_variables(normalization_variables(model))

@@ -40,7 +40,8 @@ WARMUP_CLS = mg_optimizer_factory.WARMUP_CLS
 register_optimizer_cls = mg_optimizer_factory.register_optimizer_cls
 
 # The optimizer type under which official_ext's LARS is registered in Model
-# Garden's registries; `route_lars` selects it for `optimizer.type: lars`.
+# Garden's registries: what `optimizer.type: lars` builds here is whatever
+# that key holds. `route_lars` selects it; the registry views read it.
 LARS_REGISTRY_KEY = 'official_ext_lars'
 
 
@@ -48,8 +49,9 @@ class OptimizerClasses(collections.abc.Mapping):
   """A Model Garden optimizer-class registry as official_ext's factory reads it.
 
   A read-only live view of Model Garden's dict: what is registered there, at
-  any time, is seen here; only `lars` maps to official_ext's LARS. Register
-  new types with `register_optimizer_cls`.
+  any time, is seen here, except that `lars` is what Model Garden's legacy
+  registry holds under `LARS_REGISTRY_KEY`, the class `route_lars` makes the
+  factory build. Register new types with `register_optimizer_cls`.
   """
 
   def __init__(self, model_garden_classes: Mapping[str, Any]):
@@ -63,7 +65,7 @@ class OptimizerClasses(collections.abc.Mapping):
 
   def __getitem__(self, optimizer_type: str) -> Any:
     if optimizer_type == 'lars':
-      return lars.LARS
+      return mg_optimizer_factory.LEGACY_OPTIMIZERS_CLS[LARS_REGISTRY_KEY]
     return self._model_garden_classes[optimizer_type]
 
   def __iter__(self) -> Iterator[str]:

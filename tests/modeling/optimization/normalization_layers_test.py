@@ -3,6 +3,7 @@ import pytest
 import tf_keras
 
 from official.modeling.optimization import ema_optimizer
+from official_ext import keras as official_ext_keras
 from official_ext.modeling.optimization import lars
 from official_ext.modeling.optimization import normalization_layers
 from tests.modeling.optimization import lars_testing
@@ -54,6 +55,11 @@ def test_use_model_sees_through_wrappers():
       lars_testing.NORMALIZATION_NAMES)
   assert normalization_layers.use_model(
       tf_keras.optimizers.legacy.SGD(), model) is None
+  # A Keras 3 LARS takes normalization variables too, but Keras 3 ones.
+  keras_lars = official_ext_keras.LARS(
+      weight_decay_rate=1e-4, exclude_normalization_from_weight_decay=True)
+  assert normalization_layers.use_model(keras_lars, model) is None
+  assert keras_lars.normalization_variable_paths is None
 
 
 def test_use_model_leaves_lars_without_normalization_selectors_alone():
