@@ -2,7 +2,9 @@
 
 Precedence, lowest to highest: the registered experiment's defaults,
 `--config_file` (in order), `--params_override`, then `LARS.<field>` gin
-bindings. Every check runs here, before the launcher writes anything.
+bindings. The checks of the config's own fields (types, the optimizer, gin)
+run here; `launch_checks` runs the rest, all before the launcher writes
+anything.
 """
 import inspect
 import pprint

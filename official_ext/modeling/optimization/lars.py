@@ -2,7 +2,7 @@
 
 A drop-in replacement for Model Garden's `official.modeling.optimization.lars.
 LARS`: same constructor, defaults and update rule, with its defects fixed (see
-the README's table of differences) and a faster update.
+docs/differences.md) and a faster update.
 
 The math lives in `lars_math`, the traced per-variable update in
 `lars_update`; `LARS` is a thin stateful shell that wires them to slots.

@@ -27,12 +27,11 @@ def xla_l2_norm(x: tf.Tensor) -> tf.Tensor:
   Here `x` is viewed as rows of its last dimension; the squares are summed
   row by row, which XLA runs in parallel, and the row sums are added by a dot
   with ones, because a second `reduce_sum` would be merged with the first
-  into one slower whole-tensor reduction. Compiled into the ResNet-50 step it
-  measured a few percent faster than `l2_loss_norm`'s `L2Loss` (2.2× against 2.3×
-  momentum SGD's step, 2026-12-01, `python -m
-  official_ext.benchmarks.optimizer_step --jit_compile --workloads=resnet50`),
-  and it stays precise over millions of elements. Without XLA, `l2_loss_norm` is
-  faster: TensorFlow would materialize `x²`.
+  into one slower whole-tensor reduction. docs/speed.md compares it with
+  `l2_loss_norm`'s `L2Loss` under XLA (`python -m
+  official_ext.benchmarks.optimizer_step --jit_compile`); it stays precise
+  over millions of elements. Without XLA, `l2_loss_norm` is faster:
+  TensorFlow would materialize `x²`.
 
   Args:
     x: a tensor of any rank, known or not.
