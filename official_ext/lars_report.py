@@ -15,7 +15,6 @@ import sys
 
 from absl import app
 from absl import flags
-import gin
 
 from official.common import flags as tfm_flags
 # Registers the experiments of Model Garden's NLP and vision launchers, and
@@ -23,7 +22,6 @@ from official.common import flags as tfm_flags
 from official.common import registry_imports  # pylint: disable=unused-import
 from official_ext import experiments  # pylint: disable=unused-import
 from official_ext.launcher import exclusion_report
-from official_ext.launcher import config_parsing
 from official_ext.launcher import launch_checks
 
 FLAGS = flags.FLAGS
@@ -31,10 +29,8 @@ FLAGS = flags.FLAGS
 
 def main(_):
   try:
-    with launch_checks.reported_as_launch_errors('gin'):
-      gin.parse_config_files_and_bindings(FLAGS.gin_file, FLAGS.gin_params)
+    params = launch_checks.checked_configuration(FLAGS, for_run=False)
     with launch_checks.reported_as_launch_errors():
-      params = config_parsing.parse_configuration(FLAGS, print_return=False)
       report = exclusion_report.build_report(params)
   except launch_checks.LaunchError as e:
     sys.exit(f'official_ext.lars_report: error: {e}')

@@ -51,3 +51,19 @@ def test_bad_input_is_a_one_line_error():
   # Gin's call context is said in words, without an object repr.
   assert "Raised in gin's call to configurable" in last
   assert not re.search(r'<[^>]* at 0x[0-9a-f]+>', last)
+
+
+@pytest.mark.parametrize('flag,named', [
+    # The launcher's gin syntax check, not gin's traceback.
+    ('--gin_params=LARS.momentum = (', 'gin: syntax error'),
+    # The launcher's check of --params_override fields against the config.
+    ('--params_override=trainer.optimizer_config.optimizer.lars.momentun=0.9',
+     'momentun'),
+])
+def test_launcher_checks_run_before_the_model_is_built(flag, named):
+  process = _report('--experiment=lars_digits', flag)
+  assert process.returncode == 1
+  last = process.stderr.strip().splitlines()[-1]
+  assert last.startswith('official_ext.lars_report: error: ')
+  assert named in last
+  assert 'Traceback' not in process.stderr

@@ -12,6 +12,7 @@ launcher prints it and exits non-zero.
 """
 import contextlib
 import os
+import tokenize
 from typing import Any, Dict, Iterator, Optional, Sequence
 
 import gin
@@ -113,6 +114,22 @@ def check_model_dir(model_dir: Optional[str]):
                       f'permission on {existing!r}.')
 
 
+def check_experiment_flag(experiment: Optional[str]):
+  """Fails unless --experiment names a registered experiment.
+
+  Args:
+    experiment: the --experiment flag.
+
+  Raises:
+    LaunchError: it is not registered.
+  """
+  try:
+    exp_factory.get_exp_config(experiment)
+  except LookupError as e:
+    raise LaunchError(f'--experiment={experiment!r} is not a '
+                      'registered experiment.') from e
+
+
 def check_flags(flags_obj):
   """Checks --experiment, --mode and --model_dir.
 
@@ -122,11 +139,7 @@ def check_flags(flags_obj):
   Raises:
     LaunchError: on the first bad flag.
   """
-  try:
-    exp_factory.get_exp_config(flags_obj.experiment)
-  except LookupError as e:
-    raise LaunchError(f'--experiment={flags_obj.experiment!r} is not a '
-                      'registered experiment.') from e
+  check_experiment_flag(flags_obj.experiment)
   if flags_obj.mode not in MODES:
     raise LaunchError(f'--mode={flags_obj.mode!r} is not supported; use one '
                       f'of {", ".join(MODES)}.')
@@ -363,7 +376,7 @@ def check_experiment(params: config_definitions.ExperimentConfig, mode: str):
 
   Args:
     params: the parsed experiment config.
-    mode: the --mode.
+    mode: the --mode; '' checks only what every mode uses.
 
   Raises:
     LaunchError: naming the first bad field and its value.
@@ -418,6 +431,13 @@ def parse_gin(gin_files: Optional[Sequence[str]],
           f'gin: syntax error in {e.filename or "--gin_params"}, line '
           f'{e.lineno} {e.text!r}, column {e.offset}: {e.msg} A binding is '
           '`Configurable.parameter = value`.') from e
+    except tokenize.TokenError as e:
+      # Gin's tokenizer reads on past the end of an unclosed bracket or
+      # string, so the file or binding is not known.
+      raise LaunchError(
+          f'gin: syntax error in --gin_file or --gin_params: {e.args[0]} '
+          '(an unclosed bracket or string?). A binding is '
+          '`Configurable.parameter = value`.') from e
 
 
 class ScheduleCheckingParser(config_parsing.ExperimentParser):
@@ -438,7 +458,9 @@ class ScheduleCheckingParser(config_parsing.ExperimentParser):
 
 
 
-def checked_configuration(flags_obj) -> config_definitions.ExperimentConfig:
+def checked_configuration(flags_obj,
+                          for_run: bool = True
+                         ) -> config_definitions.ExperimentConfig:
   """Checks the flags, parses gin and the experiment config, checks it.
 
   Nothing is written anywhere. Gin's global config holds the parsed bindings
@@ -448,6 +470,9 @@ def checked_configuration(flags_obj) -> config_definitions.ExperimentConfig:
     flags_obj: the absl FLAGS, or an object with their attributes
       (`experiment`, `mode`, `model_dir`, `config_file`, `params_override`,
       `gin_file`, `gin_params`, `tpu`; `in` must work on it).
+    for_run: also check --mode, --model_dir and what a run in --mode reads
+      (loops, inputs); off for a tool that builds the model without training
+      or writing, such as `official_ext.lars_report`.
 
   Returns:
     The locked experiment config.
@@ -456,7 +481,10 @@ def checked_configuration(flags_obj) -> config_definitions.ExperimentConfig:
     LaunchError: on the first bad input, with a one-line message naming the
       flag or field and the value.
   """
-  check_flags(flags_obj)
+  if for_run:
+    check_flags(flags_obj)
+  else:
+    check_experiment_flag(flags_obj.experiment)
   check_files('--gin_file', flags_obj.gin_file)
   check_files('--config_file', flags_obj.config_file)
   parse_gin(flags_obj.gin_file, flags_obj.gin_params)
@@ -467,5 +495,5 @@ def checked_configuration(flags_obj) -> config_definitions.ExperimentConfig:
   with reported_as_launch_errors():
     params = config_parsing.parse_configuration(
         flags_obj, parser_cls=ScheduleCheckingParser)
-  check_experiment(params, flags_obj.mode)
+  check_experiment(params, flags_obj.mode if for_run else '')
   return params

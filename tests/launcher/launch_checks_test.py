@@ -161,6 +161,17 @@ def test_a_gin_syntax_error_names_the_binding_and_the_position():
       '`Configurable.parameter = value`.')
 
 
+def test_an_unclosed_bracket_in_gin_is_a_one_line_error():
+  gin.clear_config()
+  try:
+    with pytest.raises(launch_checks.LaunchError,
+                       match=r'^gin: syntax error .*EOF in multi-line '
+                       r'statement \(an unclosed bracket'):
+      launch_checks.parse_gin(None, ['LARS.momentum = ('])
+  finally:
+    gin.clear_config()
+
+
 def test_model_garden_dummy_input_is_accepted_and_a_missing_file_is_not():
   params = exp_factory.get_exp_config('bert/sentence_prediction')
   params.task.train_data.global_batch_size = 2
