@@ -12,12 +12,10 @@ leaves model_dir as it was.
 import os
 from typing import Any, Callable
 
-from absl import logging
-import gin
 import tensorflow as tf
 
 from official.core import config_definitions
-from official.modeling import hyperparams
+from official.core import train_utils as mg_train_utils
 
 PARAMS_FILENAME = 'params.yaml'
 
@@ -48,22 +46,56 @@ def write_text(path: str, text: str):
   write_atomically(path, write)
 
 
+def _staged(model_dir: str, filename: str,
+            write_into: Callable[[str], None]):
+  """Has `write_into(directory)` write `filename` there, then moves it.
+
+  The directory is a fresh one inside `model_dir` (so the rename stays on
+  one file system and is atomic); it is removed afterwards.
+
+  Args:
+    model_dir: where `filename` must end up.
+    filename: the file `write_into` writes.
+    write_into: a Model Garden writer, given the staging directory.
+  """
+  staging = os.path.join(model_dir, f'.staging-{os.getpid()}')
+  try:
+    write_into(staging)
+    tf.io.gfile.rename(os.path.join(staging, filename),
+                       os.path.join(model_dir, filename), overwrite=True)
+  finally:
+    if tf.io.gfile.exists(staging):
+      tf.io.gfile.rmtree(staging)
+
+
 def save_params(params: config_definitions.ExperimentConfig, model_dir: str):
-  """Model Garden's `serialize_config`: `model_dir/params.yaml`, atomically."""
-  path = os.path.join(model_dir, PARAMS_FILENAME)
-  logging.info('Saving experiment configuration to %s', path)
+  """Model Garden's `train_utils.serialize_config`, made atomic.
+
+  Model Garden's function writes `params.yaml` into a staging directory in
+  `model_dir` (its log line names that directory), then the file is renamed
+  over `model_dir/params.yaml`.
+
+  Args:
+    params: the experiment config.
+    model_dir: the model directory, created if needed.
+  """
   tf.io.gfile.makedirs(model_dir)
-  write_atomically(
-      path, lambda temporary: hyperparams.save_params_dict_to_yaml(
-          params, temporary))
+  _staged(model_dir, PARAMS_FILENAME,
+          lambda staging: mg_train_utils.serialize_config(params, staging))
 
 
 def save_gin_config(mode: str, model_dir: str):
-  """Model Garden's `save_gin_config`: the operative config, atomically."""
-  path = os.path.join(model_dir, f'operative_config.{mode}.gin')
-  logging.info('Saving gin configurations to %s', path)
+  """Model Garden's `train_utils.save_gin_config`, made atomic.
+
+  As `save_params`: written into a staging directory, then renamed.
+
+  Args:
+    mode: the --mode, the file's suffix (`operative_config.<mode>.gin`).
+    model_dir: the model directory, created if needed.
+  """
   tf.io.gfile.makedirs(model_dir)
-  write_text(path, gin.operative_config_str())
+  _staged(model_dir, f'operative_config.{mode}.gin',
+          lambda staging: mg_train_utils.save_gin_config(mode, staging))
 
 
 class RunFiles:

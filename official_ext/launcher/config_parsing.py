@@ -205,7 +205,11 @@ def parse_configuration(flags_obj,
                         print_return: bool = True,
                         parser_cls: Type[ExperimentParser] = ExperimentParser
                        ) -> config_definitions.ExperimentConfig:
-  """Model Garden's `parse_configuration` with official_ext's parser.
+  """Model Garden's `train_utils.parse_configuration` with a parser class.
+
+  Model Garden's function always builds its own `ExperimentParser`; this one
+  builds `parser_cls` and does the rest as Model Garden does (validate, lock,
+  log the final parameters).
 
   Args:
     flags_obj: the absl FLAGS (or a `ParseConfigOptions`).

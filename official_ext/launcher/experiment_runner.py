@@ -35,6 +35,19 @@ class ExperimentRunner(mg_train_lib.OrbitExperimentRunner):
 
   def _build_trainer(self, task: base_task.Task, train: bool,
                      evaluate: bool) -> base_trainer.Trainer:
+    """Model Garden's `_build_trainer`, building official_ext's Trainer.
+
+    The same call of `train_utils.create_trainer` plus `trainer_cls`: Model
+    Garden's runner passes none and has no other way to choose the class.
+
+    Args:
+      task: the task.
+      train: whether the trainer trains.
+      evaluate: whether it evaluates.
+
+    Returns:
+      A `lars_trainer.Trainer`.
+    """
     with self.strategy.scope():
       return mg_train_utils.create_trainer(
           self.params,

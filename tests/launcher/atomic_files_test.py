@@ -45,6 +45,17 @@ def test_save_params_and_gin_config(tmp_path):
                                            'params.yaml']
 
 
+def test_a_failed_model_garden_write_leaves_model_dir_as_it_was(tmp_path):
+  model_dir = tmp_path / 'model_dir'
+  model_dir.mkdir()
+  (model_dir / 'params.yaml').write_text('earlier run\n')
+  # Model Garden's writer fails on a config it cannot serialize.
+  with pytest.raises(AttributeError):
+    atomic_files.save_params(object(), str(model_dir))
+  assert (model_dir / 'params.yaml').read_text() == 'earlier run\n'
+  assert os.listdir(model_dir) == ['params.yaml']
+
+
 @pytest.mark.parametrize('mode,files', [
     ('train', ['operative_config.train.gin', 'params.yaml']),
     ('eval', ['operative_config.eval.gin']),
