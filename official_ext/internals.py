@@ -72,6 +72,24 @@ def variable_shared_name(variable: Any) -> str:
                     'tensorflow')
 
 
+def distributed_container(variable: Any) -> Optional[Any]:
+  """The distributed variable a per-replica component belongs to.
+
+  Args:
+    variable: a per-replica component of a distributed variable, its resource
+      handle, or any other variable.
+
+  Returns:
+    The container (`_distributed_container()` of the variable or of its
+    handle, where tf.distribute sets it), or None outside a distribution.
+  """
+  for owner in (variable, getattr(variable, 'handle', None)):
+    container = getattr(owner, '_distributed_container', None)
+    if container is not None and container() is not None:
+      return container()
+  return None
+
+
 def in_xla_context() -> bool:
   """Whether the graph being traced is compiled with XLA.
 

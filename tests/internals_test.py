@@ -79,3 +79,14 @@ def test_a_missing_internal_names_itself_and_the_checked_version():
   with pytest.raises(internals.InternalChangedError,
                      match=r'tf.Variable._shared_name.*tensorflow 2\.20'):
     internals.variable_shared_name(object())
+
+
+def test_distributed_container_of_each_replica_component():
+  strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+  with strategy.scope():
+    variable = tf.Variable(1.0, name='dense/kernel')
+  components = strategy.experimental_local_results(variable)
+  assert components[1].name == 'dense/kernel/replica_1:0'
+  for component in components:
+    assert internals.distributed_container(component) is variable
+  assert internals.distributed_container(tf.Variable(1.0)) is None

@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from official_ext import internals
+
 
 def variable_name(var: tf.Variable) -> str:
   """The name exclusion patterns and telemetry see: the same on every replica.
@@ -19,10 +21,5 @@ def variable_name(var: tf.Variable) -> str:
   """
   if isinstance(var, tf.distribute.DistributedValues):
     return var.name
-  # pylint: disable=protected-access
-  for owner in (var, getattr(var, 'handle', None)):
-    container = getattr(owner, '_distributed_container', None)
-    if container is not None and container() is not None:
-      return container().name
-  # pylint: enable=protected-access
-  return var.name
+  container = internals.distributed_container(var)
+  return var.name if container is None else container.name
