@@ -153,6 +153,13 @@ def test_lars_digits_main_job_reaches_95_percent(tmp_path):
   log = _succeeds('--experiment=lars_digits', '--mode=train_and_eval',
                   f'--model_dir={model_dir}')
   assert _optimizer_line(log) == LARS
+  # Orbit's line of each of the 4 loops carries the loop's metrics.
+  loop_steps = re.findall(
+      r'train \| step: +(\d+) \| steps/sec: +[\d.]+ \| output: '
+      r'accuracy: [\d.]+, learning_rate: [\d.e-]+, training_loss: [\d.e-]+$',
+      log, re.MULTILINE)
+  assert loop_steps == ['100', '200', '300', '400'], log[-5000:]
+  assert not re.search(r'train \| step: .*output: *$', log, re.MULTILINE)
   with open(os.path.join(model_dir, 'eval_metrics.json')) as f:
     metrics = json.load(f)
   assert metrics['step'] == 400
