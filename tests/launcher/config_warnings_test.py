@@ -3,23 +3,23 @@
 That a flagged setting is ignored, and that a flagged warmup outlasts
 training, is checked against what Model Garden's optimizer factory builds.
 """
-import dataclasses
+import copy
 import logging
-from typing import List, Optional
 
+from absl import flags
 import gin
 import numpy as np
 import pytest
 
 from official.common import registry_imports  # pylint: disable=unused-import
 from official.core import exp_factory
-from official.core import train_utils as mg_train_utils
 from official.modeling.optimization import optimizer_factory as mg_optimizer_factory
 from official.modeling.optimization.configs import optimization_config as mg_optimization_config
 from official_ext import experiments  # pylint: disable=unused-import
 from official_ext.launcher import config_parsing
 from official_ext.launcher import config_warnings
 from official_ext.launcher import launch_checks
+from official_ext.launcher import launcher_flags
 
 OPTIMIZATION = 'trainer.optimizer_config'
 _STEPS = (0, 3, 7, 12, 30)
@@ -119,27 +119,22 @@ def test_warmup_longer_than_training_warns(warmup_steps, train_steps, warns):
   assert (max(rates) < float(schedule(warmup_steps))) == warns
 
 
-@dataclasses.dataclass
-class _Flags(mg_train_utils.ParseConfigOptions):
-  """The launcher's flags, as `launch_checks.checked_configuration` reads them."""
-  mode: str = 'train'
-  model_dir: str = ''
-  gin_file: Optional[List[str]] = None
-  gin_params: Optional[List[str]] = None
-
-
 @pytest.fixture
 def launch(tmp_path, caplog):
-  """Runs the launch checks; returns the warnings they log."""
+  """Runs the launch checks on a lars_digits command line; returns the
+  warnings they log."""
+  launcher_flags.define_flags()
 
   def checked(mode, params_override, gin_params=()):
+    flag_values = copy.deepcopy(flags.FLAGS)  # absl's FLAGS stay unparsed.
+    flag_values([
+        'official_ext.train', '--experiment=lars_digits', f'--mode={mode}',
+        f'--model_dir={tmp_path}', f'--params_override={params_override}',
+        *(f'--gin_params={binding}' for binding in gin_params)])
     gin.clear_config()
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-      launch_checks.checked_configuration(_Flags(
-          experiment='lars_digits', config_file=[], mode=mode,
-          model_dir=str(tmp_path), params_override=params_override,
-          gin_params=list(gin_params)))
+      launch_checks.checked_configuration(flag_values)
     return [r.getMessage() for r in caplog.records
             if r.levelno == logging.WARNING]
 
