@@ -1,12 +1,13 @@
 r"""Model Garden training launcher whose `optimizer.type: lars` is official_ext's.
 
 Takes the flags of Model Garden's `official/vision/train.py`
-(`launcher_flags`) and, like it, trains any registered experiment (Model Garden's
-NLP and vision experiments and official_ext's own) and writes `params.yaml`
-and the operative gin config to `--model_dir`. `LARS.<field>` gin bindings
-(`--gin_file`, `--gin_params`) override the experiment's LARS config after
-`--config_file` and `--params_override`. Bad input stops the launcher with a
-one-line error before it writes anything; `params.yaml` and the gin config are
+(`launcher_flags`) and, like it, trains any registered experiment (Model
+Garden's NLP and vision experiments and official_ext's own) and writes
+`params.yaml` and the operative gin config to `--model_dir`. `LARS.<field>`
+gin bindings (`--gin_file`, `--gin_params`) override the experiment's LARS
+config after `--config_file` and `--params_override`. Bad input stops the
+launcher with a one-line error before it writes anything, and settings that
+training would ignore are warned about; `params.yaml` and the gin config are
 written once the first training loop has run, so a launch that cannot start
 training leaves model_dir's files as they were; a run that blows up stops
 with a one-line error before its next checkpoint (docs/robustness.md).

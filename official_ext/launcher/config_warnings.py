@@ -100,7 +100,7 @@ def warmups_longer_than_training(optimization_config: Any,
     train_steps: `trainer.train_steps`.
 
   Returns:
-    E.g. 'trainer.optimizer_config.warmup.linear.warmup_steps=6255 is longer
+    E.g. 'trainer.optimizer_config.warmup.linear.warmup_steps=1560 is longer
     than trainer.train_steps=2: ...'.
   """
   messages = []
