@@ -1,12 +1,13 @@
 r"""Model Garden training launcher whose `optimizer.type: lars` is official_ext's.
 
-Takes Model Garden's standard flags (`official.common.flags`) and, like
-`official/vision/train.py`, trains any registered experiment (Model Garden's
-NLP and vision experiments and official_ext's own) and writes `params.yaml`
-and the operative gin config to `--model_dir`. `LARS.<field>` gin bindings
-(`--gin_file`, `--gin_params`) override the experiment's LARS config after
-`--config_file` and `--params_override`. Bad input stops the launcher with a
-one-line error before it writes anything; `params.yaml` and the gin config are
+Takes the flags of Model Garden's `official/vision/train.py`
+(`launcher_flags`) and, like it, trains any registered experiment (Model
+Garden's NLP and vision experiments and official_ext's own) and writes
+`params.yaml` and the operative gin config to `--model_dir`. `LARS.<field>`
+gin bindings (`--gin_file`, `--gin_params`) override the experiment's LARS
+config after `--config_file` and `--params_override`. Bad input stops the
+launcher with a one-line error before it writes anything, and settings that
+training would ignore are warned about; `params.yaml` and the gin config are
 written once the first training loop has run, so a launch that cannot start
 training leaves model_dir's files as they were; a run that blows up stops
 with a one-line error before its next checkpoint (docs/robustness.md).
@@ -21,7 +22,6 @@ from absl import app
 from absl import flags
 import tensorflow as tf
 
-from official.common import flags as tfm_flags
 # Registers what Model Garden's NLP and vision launchers register, and
 # official_ext's experiments.
 from official.common import registry_imports  # pylint: disable=unused-import
@@ -30,6 +30,7 @@ from official_ext.launcher import finite_check
 from official_ext.launcher import atomic_files
 from official_ext.launcher import experiment_runner
 from official_ext.launcher import launch_checks
+from official_ext.launcher import launcher_flags
 
 FLAGS = flags.FLAGS
 ERROR_PREFIX = 'official_ext.train: error: '
@@ -38,19 +39,26 @@ ERROR_PREFIX = 'official_ext.train: error: '
 _SETUP_ERRORS = (ValueError, OSError, tf.errors.OpError)
 
 
-def main(_):
+def launch(flags_obj):
+  """Checks the flags' configuration, then trains and evaluates as `--mode`.
+
+  Args:
+    flags_obj: the parsed absl FLAGS (`launcher_flags`).
+  """
   # Everything is parsed and checked before anything is written to model_dir.
   try:
-    params = launch_checks.checked_configuration(FLAGS)
+    params = launch_checks.checked_configuration(flags_obj)
   except launch_checks.LaunchError as e:
     sys.exit(f'{ERROR_PREFIX}{e}')
-  model_dir = FLAGS.model_dir
+  model_dir = flags_obj.model_dir
   # Written once training (or evaluation) has run its first loop.
-  run_files = atomic_files.RunFiles(params, FLAGS.mode, model_dir)
+  run_files = atomic_files.RunFiles(params, flags_obj.mode, model_dir)
   try:
-    experiment_runner.run_experiment(params, FLAGS.mode, model_dir,
-                                     train_actions=[run_files],
-                                     eval_actions=[run_files])
+    experiment_runner.run_experiment(
+        params, flags_obj.mode, model_dir,
+        train_actions=[run_files],
+        eval_actions=[run_files],
+        enable_async_checkpointing=flags_obj.enable_async_checkpointing)
   except finite_check.NonFiniteTrainingError as e:
     sys.exit(f'{ERROR_PREFIX}{e}')
   except _SETUP_ERRORS as e:
@@ -63,7 +71,11 @@ def main(_):
   run_files.save()
 
 
+def main(_):
+  launch(FLAGS)
+
+
 if __name__ == '__main__':
-  tfm_flags.define_flags()
+  launcher_flags.define_flags()
   flags.mark_flags_as_required(['experiment', 'mode', 'model_dir'])
   app.run(main)

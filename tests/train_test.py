@@ -102,6 +102,17 @@ def test_model_garden_resnet_trains_with_official_ext_lars(
       f'({LARS})')
   assert re.search(r'LARS\.eeta = 0\.002 overrides eeta = 0\.005 set by '
                    r'--params_override', log)
+  # Two mistakes that train nonetheless, one warning line each, before
+  # training: resnet_imagenet's SGD momentum is ignored under type lars, and
+  # its 5-epoch warmup (1560 steps) is longer than these 2 steps.
+  ignored = re.search(
+      r'^W.*\] (trainer\.optimizer_config\.optimizer\.sgd sets momentum=0\.9, '
+      r'which training ignores: .*)$', log, re.MULTILINE)
+  warmup = re.search(
+      r'^W.*\] (trainer\.optimizer_config\.warmup\.linear\.warmup_steps=1560 '
+      r'is longer than trainer\.train_steps=2: .*)$', log, re.MULTILINE)
+  assert ignored and warmup, log[-5000:]
+  assert max(ignored.end(), warmup.end()) < log.index('Training with optimizer')
   params = _load_yaml(os.path.join(model_dir, 'params.yaml'))
   optimizer = params['trainer']['optimizer_config']['optimizer']
   assert optimizer['type'] == 'lars'
@@ -153,6 +164,13 @@ def test_lars_digits_main_job_reaches_95_percent(tmp_path):
   log = _succeeds('--experiment=lars_digits', '--mode=train_and_eval',
                   f'--model_dir={model_dir}')
   assert _optimizer_line(log) == LARS
+  # Orbit's line of each of the 4 loops carries the loop's metrics.
+  loop_steps = re.findall(
+      r'train \| step: +(\d+) \| steps/sec: +[\d.]+ \| output: '
+      r'accuracy: [\d.]+, learning_rate: [\d.e-]+, training_loss: [\d.e-]+$',
+      log, re.MULTILINE)
+  assert loop_steps == ['100', '200', '300', '400'], log[-5000:]
+  assert not re.search(r'train \| step: .*output: *$', log, re.MULTILINE)
   with open(os.path.join(model_dir, 'eval_metrics.json')) as f:
     metrics = json.load(f)
   assert metrics['step'] == 400

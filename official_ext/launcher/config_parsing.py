@@ -160,12 +160,6 @@ class ExperimentParser(mg_train_utils.ExperimentParser):
         logging.warning(
             'Gin binding %s.%s = %r overrides %s = %r set by %s.',
             gin_bindings.LARS_GIN_NAME, field, value, field, flag_value, flag)
-    optimizer_type = params.trainer.optimizer_config.optimizer.type
-    if optimizer_type != 'lars':
-      logging.warning(
-          'Gin binds LARS hyperparameters %s, but optimizer.type is %r: they '
-          'take effect only with trainer.optimizer_config.optimizer.type=lars.',
-          sorted(bindings), optimizer_type)
     params.override(
         {'trainer': {'optimizer_config': {'optimizer': {'lars': bindings}}}},
         is_strict=True)

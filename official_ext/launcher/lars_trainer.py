@@ -17,16 +17,18 @@ at that interval, without being printed with the loop's logs. They are read
 from the optimizer after the loop: the training step's graph holds no
 summary op.
 
-Every training loop also ends with one log line of its train outputs,
-`train | step: 100 | accuracy: 0.99, learning_rate: 2.1, training_loss: 0.04`:
-Orbit's Controller logs them after `output:` with `pprint`, which moves them to
-the following lines once they are longer than 80 characters (Model Garden's
-accuracy, learning rate and training loss as numpy scalars already are), so
-the Controller's own line ends with an empty `output:`.
+Orbit's Controller logs each training loop's outputs, the dict that
+`train_loop_end` returns, after `output:` with `pprint`; a dict of Model
+Garden's accuracy, learning rate and training loss as numpy scalars is longer
+than pprint's 80 characters, and would go to the following lines, leaving
+`output:` empty. The returned `TrainLogs` says itself on one line, so every
+loop logs one line with its metrics:
+`train | step:    100 | steps/sec:   29.9 | output: accuracy: 0.7575,
+learning_rate: 2.08336, training_loss: 0.800649` (on one line).
 """
-from typing import Any, Mapping
+from typing import Any
 
-from absl import logging
+import numpy as np
 import orbit
 import tensorflow as tf
 
@@ -45,10 +47,9 @@ class Trainer(resumable_trainer.Trainer):
     if self._lars is not None and train:
       exclusion_report.log_exclusion_report(self.model, self.optimizer)
 
-  def train_loop_end(self):
-    """Model Garden's train logs, also logged on one line; LARS telemetry."""
-    logs = super().train_loop_end()
-    logging.info('%s', one_line_train_logs(int(self.global_step.numpy()), logs))
+  def train_loop_end(self) -> 'TrainLogs':
+    """Model Garden's train logs, as `TrainLogs`; writes LARS telemetry."""
+    logs = TrainLogs(super().train_loop_end())
     if (self._lars is not None and self._lars.telemetry and
         tf.summary.should_record_summaries()):
       for tag, value in self._lars.telemetry_scalars().items():
@@ -56,18 +57,25 @@ class Trainer(resumable_trainer.Trainer):
     return logs
 
 
-def one_line_train_logs(step: int, logs: Mapping[str, Any]) -> str:
-  """`train | step: <step> | name: value, ...`, names sorted, values as %.6g.
+class TrainLogs(dict):
+  """A training loop's outputs, whose repr is one line: `name: value, ...`.
 
-  Args:
-    step: the global step at the end of the loop.
-    logs: the loop's scalar train outputs (tensors, variables or numbers:
-      with a constant learning rate, Model Garden logs the optimizer's
-      learning-rate variable, a MirroredVariable under MirroredStrategy).
-
-  Returns:
-    The log line.
+  Names are sorted; scalar values (tensors, variables or numbers: with a
+  constant learning rate, Model Garden logs the optimizer's learning-rate
+  variable, a MirroredVariable under MirroredStrategy) print as `%.6g`, other
+  values as their repr with its line breaks collapsed. Orbit's Controller
+  keeps the type when it converts the values to numpy
+  (`tf.nest.map_structure` rebuilds the mapping).
   """
-  outputs = ', '.join(f'{name}: {float(orbit.utils.get_value(value)):.6g}'
-                      for name, value in sorted(logs.items()))
-  return f'train | step: {step:6d} | {outputs}'
+
+  def __repr__(self) -> str:
+    return ', '.join(f'{name}: {_scalar_text(value)}'
+                     for name, value in sorted(self.items()))
+
+
+def _scalar_text(value: Any) -> str:
+  value = orbit.utils.get_value(value)
+  if np.ndim(value) == 0 and np.issubdtype(np.asarray(value).dtype,
+                                           np.number):
+    return f'{float(value):.6g}'
+  return ' '.join(repr(value).split())

@@ -6,7 +6,8 @@ experiment config (`config_parsing.parse_configuration`, with the learning
 rate schedules checked by `schedule_checks` before the optimizer is built),
 and checks the result against what Model Garden, Orbit and TensorFlow reject
 once training starts (trainer intervals and loop options, checkpoint
-settings, inputs). Every bad input raises `LaunchError`, whose message is one
+settings, inputs), then warns about settings that training would ignore
+(`config_warnings`). Every bad input raises `LaunchError`, whose message is one
 line naming the flag or config field, the bad value and what is accepted; the
 launcher prints it and exits non-zero.
 """
@@ -26,6 +27,7 @@ from official.modeling.hyperparams import oneof
 from official.modeling.hyperparams import params_dict
 
 from official_ext.launcher import config_parsing
+from official_ext.launcher import config_warnings
 from official_ext.launcher import error_messages
 from official_ext.launcher import schedule_checks
 
@@ -463,8 +465,9 @@ def checked_configuration(flags_obj,
                          ) -> config_definitions.ExperimentConfig:
   """Checks the flags, parses gin and the experiment config, checks it.
 
-  Nothing is written anywhere. Gin's global config holds the parsed bindings
-  afterwards, as the launcher needs.
+  Nothing is written anywhere. Settings that training would not follow are
+  logged as warnings (`config_warnings`). Gin's global config holds the
+  parsed bindings afterwards, as the launcher needs.
 
   Args:
     flags_obj: the absl FLAGS, or an object with their attributes
@@ -495,5 +498,7 @@ def checked_configuration(flags_obj,
   with reported_as_launch_errors():
     params = config_parsing.parse_configuration(
         flags_obj, parser_cls=ScheduleCheckingParser)
-  check_experiment(params, flags_obj.mode if for_run else '')
+  mode = flags_obj.mode if for_run else ''
+  check_experiment(params, mode)
+  config_warnings.warn_about_ignored_settings(params, mode)
   return params

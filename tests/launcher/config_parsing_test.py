@@ -182,14 +182,6 @@ def test_bad_lars_value_from_params_override_fails(bind_gin):
            params_override=f'{LARS_OVERRIDE}.weight_decay_rate=-0.5')
 
 
-def test_lars_bindings_with_other_optimizer_warn(bind_gin, caplog):
-  bind_gin('LARS.eeta = 0.005')
-  with caplog.at_level(logging.WARNING):
-    params = _parse('resnet_imagenet')
-  assert params.trainer.optimizer_config.optimizer.type == 'sgd'
-  assert any("'sgd'" in w and 'eeta' in w for w in _warnings(caplog))
-
-
 @pytest.mark.parametrize('experiment', [
     'resnet_imagenet', 'image_classification', 'retinanet_resnetfpn_coco',
     'maskrcnn_resnetfpn_coco', 'seg_deeplabv3_pascal'])

@@ -3,6 +3,7 @@ import logging
 import os
 
 import numpy as np
+import orbit
 import pytest
 import tensorflow as tf
 import tf_keras
@@ -20,13 +21,14 @@ def float32_policy_after():
   tf_keras.mixed_precision.set_global_policy('float32')
 
 
-@pytest.mark.parametrize('dtype,optimizer', [
+@pytest.mark.parametrize('dtype,optimizer,async_checkpointing', [
     ('float16', 'tf_keras.src.mixed_precision.loss_scale_optimizer.'
-                f'LossScaleOptimizer({LARS})'),
-    ('bfloat16', LARS),
+                f'LossScaleOptimizer({LARS})', True),
+    ('bfloat16', LARS, False),
 ])
-def test_mixed_precision_trains_with_lars(dtype, optimizer, tmp_path, caplog,
-                                          float32_policy_after):
+def test_mixed_precision_trains_with_lars(dtype, optimizer,
+                                          async_checkpointing, tmp_path,
+                                          caplog, float32_policy_after):
   del float32_policy_after  # Used for its cleanup.
   caplog.set_level(logging.INFO)
   params = exp_factory.get_exp_config('lars_digits')
@@ -37,7 +39,19 @@ def test_mixed_precision_trains_with_lars(dtype, optimizer, tmp_path, caplog,
       'trainer': {'train_steps': 4, 'steps_per_loop': 2,
                   'summary_interval': 2, 'checkpoint_interval': 4},
   })
-  model, _ = experiment_runner.run_experiment(params, 'train', str(tmp_path))
+  async_settings = []
+
+  def controller(**kwargs):  # Model Garden builds it with keywords only.
+    async_settings.append(kwargs['enable_async_checkpointing'])
+    return orbit.Controller(**kwargs)
+
+  model, _ = experiment_runner.run_experiment(
+      params, 'train', str(tmp_path),
+      enable_async_checkpointing=async_checkpointing,
+      controller_cls=controller)
+  # As official/vision/train.py's flag does, it reaches Orbit's Controller,
+  # and the checkpoint below is complete either way.
+  assert async_settings == [async_checkpointing]
   assert f'Training with optimizer {optimizer}' in caplog.messages
   conv = model.layers[0]
   assert conv.compute_dtype == dtype and conv.variable_dtype == 'float32'

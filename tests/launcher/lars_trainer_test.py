@@ -2,10 +2,12 @@
 import glob
 import logging
 import os
+import pprint
 import re
 
 import gin
 import numpy as np
+import orbit
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 import tensorflow as tf
@@ -150,11 +152,37 @@ def test_telemetry_stays_out_of_the_printed_train_logs(telemetry_run):
   assert loop_logs and not any('lars/' in message for message in loop_logs)
 
 
-def test_one_line_train_logs_reads_a_mirrored_learning_rate_variable():
+def test_orbit_logs_each_loop_once_with_its_metrics(telemetry_run):
+  scalars, records = telemetry_run
+  loop_lines = [r.getMessage() for r in records
+                if r.getMessage().startswith('train | step:') and
+                'training until' not in r.getMessage()]
+  assert len(loop_lines) == 2, loop_lines
+  number = r'(-?[\d.]+(?:e[-+]\d+)?)'
+  for step, line in zip((2, 4), loop_lines):
+    match = re.fullmatch(
+        rf'train \| step: +{step} \| steps/sec: +[\d.]+ \| output: '
+        rf'accuracy: {number}, learning_rate: {number}, '
+        rf'training_loss: {number}', line)
+    assert match, line
+    # The printed values are the ones Orbit writes to the train summaries.
+    for name, text in zip(('accuracy', 'learning_rate', 'training_loss'),
+                          match.groups()):
+      assert float(text) == pytest.approx(scalars[name][step], rel=1e-5)
+
+
+def test_train_logs_repr_is_one_line_of_sorted_scalars():
   # With a constant learning rate, Model Garden's train logs hold the
   # optimizer's learning-rate variable itself.
   with tf.distribute.MirroredStrategy(['/cpu:0']).scope():
     learning_rate = tf.Variable(0.25)
-  line = lars_trainer.one_line_train_logs(
-      7, {'training_loss': tf.constant(1.5), 'learning_rate': learning_rate})
-  assert line == 'train | step:      7 | learning_rate: 0.25, training_loss: 1.5'
+  logs = lars_trainer.TrainLogs(
+      training_loss=tf.constant(1.5), learning_rate=learning_rate,
+      accuracy=np.float32(0.123456789), confusion=np.eye(2, dtype=int))
+  assert pprint.pformat(logs) == (
+      'accuracy: 0.123457, confusion: array([[1, 0], [0, 1]]), '
+      'learning_rate: 0.25, training_loss: 1.5')
+  # Orbit converts the values to numpy before logging: the type stays.
+  converted = tf.nest.map_structure(orbit.utils.get_value, logs)
+  assert isinstance(converted, lars_trainer.TrainLogs)
+  assert repr(converted) == repr(logs)
