@@ -95,7 +95,7 @@ def test_a_value_equal_to_the_default_or_a_deleted_field_is_not_a_setting():
     'image_classification', 'retinanet_resnetfpn_coco',
     'bert/sentence_prediction'])
 def test_registered_experiments_do_not_warn(experiment):
-  params = config_parsing.use_official_ext_optimization(
+  params = config_parsing.with_official_ext_optimization_config(
       exp_factory.get_exp_config(experiment))
   optimization = params.trainer.optimizer_config
   assert not config_warnings.unselected_settings(optimization)
