@@ -1,0 +1,325 @@
+"""Trains a small Keras 3 model with LARS under a distribution; saves the result.
+
+The Keras backend, the number of (logical) devices and the cluster are fixed
+when the process starts, so `tests/keras/distribution_test.py` runs each
+command below in its own process and compares what they save:
+
+    KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=4 \\
+      python -m tests.keras.distribution_cases jax_devices OUT.npz SAVE_DIR
+    KERAS_BACKEND=jax XLA_FLAGS=... \\
+      python -m tests.keras.distribution_cases jax_resume OUT.npz SAVE_DIR
+    KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=2 \\
+      python -m tests.keras.distribution_cases jax_process OUT.npz \\
+      127.0.0.1:PORT PROCESS_ID
+    KERAS_BACKEND=tensorflow python -m tests.keras.distribution_cases \\
+      tf_mirrored OUT.npz SAVE_DIR            # also tf_resume
+    KERAS_BACKEND=tensorflow TF_CONFIG=... python -m \\
+      tests.keras.distribution_cases tf_worker OUT.npz
+
+Every run trains the same model (an embedding, two dense layers and a layer
+normalization) from the same initial weights on the same global batches, for
+each of `OPTIONS` (classic and popular momentum, weight decay and exclusions).
+OUT.npz holds `<case>/<options>/<kind>/<path>`: `weights` (after training),
+`slots` (the momentum of each weight), `first_step` (the weights after one
+step), plus `initial/<path>` and, on JAX, `layout/<path>` (the sharding).
+"""
+
+import contextlib
+import os
+import sys
+from typing import Any, Callable, ContextManager, Dict, Mapping, Sequence
+
+import numpy as np
+
+VOCABULARY, SEQUENCE, EMBEDDING, HIDDEN, CLASSES = 32, 4, 8, 16, 5
+GLOBAL_BATCH = 16
+STEPS = 12
+# Resumed runs stop after RESUME_AT steps, save, and continue in a new process.
+RESUME_AT = 6
+LEARNING_RATE = 1.0
+# Weight decay, the bias out of it, the layer normalization out of layer
+# adaptation (found by `use_model`); classic and popular momentum.
+_COMMON = dict(momentum=0.9, weight_decay_rate=0.01, eeta=0.02,
+               exclude_from_weight_decay=['bias'],
+               exclude_normalization_from_layer_adaptation=True)
+OPTIONS: Dict[str, Dict[str, Any]] = {
+    'classic': dict(_COMMON),
+    'popular': dict(_COMMON, classic_momentum=False, nesterov=True),
+}
+# ModelParallel: rows of the hidden kernel and columns of the embedding table
+# are split over the mesh's 'model' axis; the batch over 'batch'.
+MESH_SHAPE = (2, 2)
+MESH_AXES = ('batch', 'model')
+MODEL_NAME = 'lars_model'
+SHARDED_LAYOUTS = {
+    f'{MODEL_NAME}/embedding/embeddings': (None, 'model'),
+    f'{MODEL_NAME}/hidden/kernel': ('model', None),
+}
+
+
+def data() -> Dict[str, np.ndarray]:
+  """`STEPS` global batches of token ids and labels, in order."""
+  rng = np.random.default_rng(11)
+  count = STEPS * GLOBAL_BATCH
+  return {'x': rng.integers(0, VOCABULARY, (count, SEQUENCE), dtype=np.int32),
+          'y': rng.integers(0, CLASSES, count, dtype=np.int32)}
+
+
+def build_model(keras) -> Any:
+  """The model, with deterministic initial weights."""
+  model = keras.Sequential([
+      keras.Input((SEQUENCE,), dtype='int32'),
+      keras.layers.Embedding(VOCABULARY, EMBEDDING, name='embedding'),
+      keras.layers.Flatten(name='flatten'),
+      keras.layers.Dense(HIDDEN, activation='tanh', name='hidden'),
+      keras.layers.LayerNormalization(name='norm'),
+      keras.layers.Dense(CLASSES, name='logits'),
+  ], name=MODEL_NAME)
+  rng = np.random.default_rng(5)
+  model.set_weights([
+      (0.5 * rng.standard_normal(w.shape) + (w.path.endswith('norm/gamma'))
+      ).astype(np.float32) for w in model.weights])
+  return model
+
+
+def compile_model(keras, model, options: Mapping[str, Any]) -> None:
+  """Compiles `model` with a LARS of `options`."""
+  from official_ext.keras import LARS, use_model  # pylint: disable=g-import-not-at-top
+  optimizer = LARS(LEARNING_RATE, **options)
+  use_model(optimizer, model)
+  model.compile(
+      optimizer=optimizer,
+      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+
+def _numpy(keras, variable) -> np.ndarray:
+  return np.asarray(keras.ops.convert_to_numpy(variable))
+
+
+def model_state(keras, model) -> Dict[str, np.ndarray]:
+  """`weights/<path>` and `slots/<path>` (the momentum of each weight)."""
+  state = {f'weights/{w.path}': _numpy(keras, w) for w in model.weights}
+  optimizer = model.optimizer
+  for weight, slot in zip(optimizer._trainable_variables,  # pylint: disable=protected-access
+                          optimizer._momentums):  # pylint: disable=protected-access
+    state[f'slots/{weight.path}'] = _numpy(keras, slot)
+  return state
+
+
+def fit(keras, model, x: np.ndarray, y: np.ndarray,
+        batch_size: int = GLOBAL_BATCH) -> Dict[str, np.ndarray]:
+  """Trains one epoch over `x` in order; the weights after the first step."""
+  first_step = {}
+
+  class FirstStep(keras.callbacks.Callback):
+
+    def on_train_batch_end(self, batch, logs=None):
+      if batch == 0:
+        # JAX keeps the training state out of the variables during `fit`.
+        getattr(self.model, 'jax_state_sync', lambda: None)()
+        first_step.update({f'first_step/{w.path}': _numpy(keras, w)
+                           for w in self.model.weights})
+
+  model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
+            callbacks=[FirstStep()])
+  return first_step
+
+
+def train(keras, scope: Callable[[], ContextManager[Any]],
+          options: Mapping[str, Any], x: np.ndarray, y: np.ndarray,
+          batch_size: int = GLOBAL_BATCH) -> Dict[str, np.ndarray]:
+  """Builds, compiles and trains the model inside `scope()`; its state."""
+  with scope():
+    model = build_model(keras)
+    compile_model(keras, model, options)
+    first_step = fit(keras, model, x, y, batch_size)
+  return {**model_state(keras, model), **first_step}
+
+
+def train_all_options(keras, case: str,
+                      scope: Callable[[], ContextManager[Any]],
+                      results: Dict[str, np.ndarray], **data_arrays) -> None:
+  """`train` for each of `OPTIONS`, into `results[<case>/<options>/...]`."""
+  arrays = data_arrays or data()
+  for name, options in OPTIONS.items():
+    for key, value in train(keras, scope, options, **arrays).items():
+      results[f'{case}/{name}/{key}'] = value
+
+
+def _jax_model_parallel(keras) -> Any:
+  mesh = keras.distribution.DeviceMesh(
+      MESH_SHAPE, MESH_AXES, keras.distribution.list_devices())
+  layout_map = keras.distribution.LayoutMap(mesh)
+  for path, layout in SHARDED_LAYOUTS.items():
+    layout_map[path] = layout
+  return keras.distribution.ModelParallel(layout_map=layout_map,
+                                          batch_dim_name='batch')
+
+
+def _jax_layouts(model) -> Dict[str, np.ndarray]:
+  return {f'layout/{w.path}': np.array(str(w.value.sharding.spec))
+          for w in model.weights}
+
+
+def _resume_path(save_dir: str, backend: str) -> str:
+  return os.path.join(save_dir, f'{backend}_resume.keras')
+
+
+def _train_and_save(keras, scope, save_dir: str, results) -> None:
+  """The classic options for `RESUME_AT` steps, saved with `model.save`."""
+  arrays = data()
+  cut = RESUME_AT * GLOBAL_BATCH
+  with scope():
+    model = build_model(keras)
+    compile_model(keras, model, OPTIONS['classic'])
+    fit(keras, model, arrays['x'][:cut], arrays['y'][:cut])
+  model.save(_resume_path(save_dir, keras.backend.backend()))
+
+
+def _load_and_continue(keras, scope, save_dir: str,
+                       results: Dict[str, np.ndarray]) -> Any:
+  """Loads what `_train_and_save` saved and trains the remaining steps."""
+  import official_ext.keras  # pylint: disable=g-import-not-at-top,unused-import
+  arrays = data()
+  cut = RESUME_AT * GLOBAL_BATCH
+  with scope():
+    model = keras.saving.load_model(
+        _resume_path(save_dir, keras.backend.backend()))
+    official_ext.keras.use_model(model.optimizer, model)
+    results['resumed/iterations'] = _numpy(keras, model.optimizer.iterations)
+    fit(keras, model, arrays['x'][cut:], arrays['y'][cut:])
+  results.update({f'resumed/classic/{key}': value
+                  for key, value in model_state(keras, model).items()})
+  return model
+
+
+def jax_devices(keras, save_dir: str) -> Dict[str, np.ndarray]:
+  """One device, DataParallel over 4 and ModelParallel on 2×2, in turn."""
+  results = {}
+  train_all_options(keras, 'one_device', contextlib.nullcontext, results)
+  data_parallel = keras.distribution.DataParallel(
+      devices=keras.distribution.list_devices())
+  train_all_options(keras, 'data_parallel', data_parallel.scope, results)
+  model_parallel = _jax_model_parallel(keras)
+  train_all_options(keras, 'model_parallel', model_parallel.scope, results)
+  with model_parallel.scope():
+    results.update(_jax_layouts(build_model(keras)))
+  _train_and_save(keras, model_parallel.scope, save_dir, results)
+  results.update({f'initial/{w.path}': _numpy(keras, w)
+                  for w in build_model(keras).weights})
+  return results
+
+
+def jax_resume(keras, save_dir: str) -> Dict[str, np.ndarray]:
+  """The saved ModelParallel run, loaded under ModelParallel, trained on."""
+  results = {}
+  model = _load_and_continue(keras, _jax_model_parallel(keras).scope,
+                             save_dir, results)
+  results.update(_jax_layouts(model))
+  return results
+
+
+def jax_process(keras, coordinator: str,
+                process_id: str) -> Dict[str, np.ndarray]:
+  """One of two JAX processes: DataParallel over both processes' devices.
+
+  Each process feeds its half of every global batch (Keras assembles the
+  global batch with `jax.make_array_from_process_local_data`).
+  """
+  index = int(process_id)
+  arrays = data()
+  local = {key: value.reshape(STEPS, 2, GLOBAL_BATCH // 2, *value.shape[1:])[
+      :, index].reshape(-1, *value.shape[1:]) for key, value in arrays.items()}
+  distribution = keras.distribution.DataParallel(
+      devices=keras.distribution.list_devices())
+  results = {'devices': np.array([len(distribution.device_mesh.devices.flat),
+                                  len(keras.distribution.list_devices('cpu'))
+                                 ])}
+  train_all_options(keras, 'multi_process', distribution.scope, results,
+                    batch_size=GLOBAL_BATCH // 2, **local)
+  del coordinator
+  return results
+
+
+def _tf_mirrored(tf):
+  # ReductionToOneDevice: the all-reduce Keras would pick is keyed per
+  # process, and this process also builds strategies of other sizes.
+  return tf.distribute.MirroredStrategy(
+      ['/cpu:0', '/cpu:1'],
+      cross_device_ops=tf.distribute.ReductionToOneDevice())
+
+
+def tf_mirrored(keras, save_dir: str) -> Dict[str, np.ndarray]:
+  """One device and MirroredStrategy over 2 logical CPUs, in turn."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  results = {}
+  train_all_options(keras, 'one_device', contextlib.nullcontext, results)
+  strategy = _tf_mirrored(tf)
+  results['replicas'] = np.array(strategy.num_replicas_in_sync)
+  train_all_options(keras, 'mirrored', strategy.scope, results)
+  _train_and_save(keras, strategy.scope, save_dir, results)
+  return results
+
+
+def tf_resume(keras, save_dir: str) -> Dict[str, np.ndarray]:
+  """The saved Mirrored run, loaded under MirroredStrategy, trained on."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  results = {}
+  _load_and_continue(keras, _tf_mirrored(tf).scope, save_dir, results)
+  return results
+
+
+def tf_worker(keras) -> Dict[str, np.ndarray]:
+  """One of the workers of TF_CONFIG's MultiWorkerMirroredStrategy."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  strategy = tf.distribute.MultiWorkerMirroredStrategy()
+  results = {'replicas': np.array(strategy.num_replicas_in_sync)}
+  arrays = data()
+  for name, options in OPTIONS.items():
+    # A dataset of global batches: tf.distribute gives each worker its half.
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (arrays['x'], arrays['y'])).batch(GLOBAL_BATCH)
+    with strategy.scope():
+      model = build_model(keras)
+      compile_model(keras, model, options)
+    model.fit(dataset, epochs=1, verbose=0)
+    results.update({f'multi_worker/{name}/{key}': value
+                    for key, value in model_state(keras, model).items()})
+  return results
+
+
+def _setup_backend(command: str, argv: Sequence[str]) -> None:
+  """What must happen before Keras is imported."""
+  if command.startswith('tf_') and command != 'tf_worker':
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    cpu = tf.config.list_physical_devices('CPU')[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+  if command == 'jax_process':
+    import jax  # pylint: disable=g-import-not-at-top
+    # Cross-process collectives on CPU (gloo: jax 0.10's default, made
+    # explicit because without one the processes cannot all-reduce).
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+    import keras  # pylint: disable=g-import-not-at-top
+    keras.distribution.initialize(job_addresses=argv[0], num_processes=2,
+                                  process_id=int(argv[1]))
+
+
+COMMANDS = {
+    'jax_devices': jax_devices, 'jax_resume': jax_resume,
+    'jax_process': jax_process, 'tf_mirrored': tf_mirrored,
+    'tf_resume': tf_resume, 'tf_worker': tf_worker,
+}
+
+
+def main(argv: Sequence[str]) -> None:
+  command, out_path, *arguments = argv[1:]
+  _setup_backend(command, arguments)
+  import keras  # pylint: disable=g-import-not-at-top
+  results = COMMANDS[command](keras, *arguments)
+  results['backend'] = np.array(keras.backend.backend())
+  np.savez(out_path, **results)
+
+
+if __name__ == '__main__':
+  main(sys.argv)
