@@ -50,10 +50,11 @@ OPTIONS: Dict[str, Dict[str, Any]] = {
 # are split over the mesh's 'model' axis; the batch over 'batch'.
 MESH_SHAPE = (2, 2)
 MESH_AXES = ('batch', 'model')
-MODEL_NAME = 'lars_model'
+# LayoutMap keys must match a whole variable path, which starts with the
+# model's name when Keras builds the model and not when it loads one.
 SHARDED_LAYOUTS = {
-    f'{MODEL_NAME}/embedding/embeddings': (None, 'model'),
-    f'{MODEL_NAME}/hidden/kernel': ('model', None),
+    '(.*/)?embedding/embeddings': (None, 'model'),
+    '(.*/)?hidden/kernel': ('model', None),
 }
 
 
@@ -74,7 +75,7 @@ def build_model(keras) -> Any:
       keras.layers.Dense(HIDDEN, activation='tanh', name='hidden'),
       keras.layers.LayerNormalization(name='norm'),
       keras.layers.Dense(CLASSES, name='logits'),
-  ], name=MODEL_NAME)
+  ])
   rng = np.random.default_rng(5)
   model.set_weights([
       (0.5 * rng.standard_normal(w.shape) + (w.path.endswith('norm/gamma'))
@@ -96,13 +97,26 @@ def _numpy(keras, variable) -> np.ndarray:
   return np.asarray(keras.ops.convert_to_numpy(variable))
 
 
+def weight_keys(model) -> Dict[int, str]:
+  """`<layer>/<variable>` of each weight, by `id`: the same after loading."""
+  return {id(w): f'{layer.name}/{w.name}'
+          for layer in model.layers for w in layer.weights}
+
+
+def weight_values(keras, model, kind: str) -> Dict[str, np.ndarray]:
+  """`<kind>/<layer>/<variable>` of each weight."""
+  keys = weight_keys(model)
+  return {f'{kind}/{keys[id(w)]}': _numpy(keras, w) for w in model.weights}
+
+
 def model_state(keras, model) -> Dict[str, np.ndarray]:
   """`weights/<path>` and `slots/<path>` (the momentum of each weight)."""
-  state = {f'weights/{w.path}': _numpy(keras, w) for w in model.weights}
+  state = weight_values(keras, model, 'weights')
+  keys = weight_keys(model)
   optimizer = model.optimizer
   for weight, slot in zip(optimizer._trainable_variables,  # pylint: disable=protected-access
                           optimizer._momentums):  # pylint: disable=protected-access
-    state[f'slots/{weight.path}'] = _numpy(keras, slot)
+    state[f'slots/{keys[id(weight)]}'] = _numpy(keras, slot)
   return state
 
 
@@ -117,8 +131,7 @@ def fit(keras, model, x: np.ndarray, y: np.ndarray,
       if batch == 0:
         # JAX keeps the training state out of the variables during `fit`.
         getattr(self.model, 'jax_state_sync', lambda: None)()
-        first_step.update({f'first_step/{w.path}': _numpy(keras, w)
-                           for w in self.model.weights})
+        first_step.update(weight_values(keras, self.model, 'first_step'))
 
   model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
             callbacks=[FirstStep()])
@@ -157,7 +170,8 @@ def _jax_model_parallel(keras) -> Any:
 
 
 def _jax_layouts(model) -> Dict[str, np.ndarray]:
-  return {f'layout/{w.path}': np.array(str(w.value.sharding.spec))
+  keys = weight_keys(model)
+  return {f'layout/{keys[id(w)]}': np.array(str(w.value.sharding.spec))
           for w in model.weights}
 
 
@@ -205,8 +219,7 @@ def jax_devices(keras, save_dir: str) -> Dict[str, np.ndarray]:
   with model_parallel.scope():
     results.update(_jax_layouts(build_model(keras)))
   _train_and_save(keras, model_parallel.scope, save_dir, results)
-  results.update({f'initial/{w.path}': _numpy(keras, w)
-                  for w in build_model(keras).weights})
+  results.update(weight_values(keras, build_model(keras), 'initial'))
   return results
 
 
