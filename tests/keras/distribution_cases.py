@@ -283,19 +283,30 @@ def tf_resume(keras, save_dir: str) -> Dict[str, np.ndarray]:
 
 
 def tf_worker(keras) -> Dict[str, np.ndarray]:
-  """One of the workers of TF_CONFIG's MultiWorkerMirroredStrategy."""
+  """One of the workers of TF_CONFIG's MultiWorkerMirroredStrategy.
+
+  Keras 3.15's `fit` cannot run under this strategy (its first-batch build
+  all-reduces the input structure, which the collective ops refuse:
+  keras-team/keras#20585), so each step is Keras' own `model.train_step`,
+  what `fit` runs, under `strategy.run`.
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   strategy = tf.distribute.MultiWorkerMirroredStrategy()
   results = {'replicas': np.array(strategy.num_replicas_in_sync)}
   arrays = data()
   for name, options in OPTIONS.items():
     # A dataset of global batches: tf.distribute gives each worker its half.
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (arrays['x'], arrays['y'])).batch(GLOBAL_BATCH)
+    dataset = strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensor_slices(
+            (arrays['x'], arrays['y'])).batch(GLOBAL_BATCH))
     with strategy.scope():
       model = build_model(keras)
       compile_model(keras, model, options)
-    model.fit(dataset, epochs=1, verbose=0)
+      model.optimizer.build(model.trainable_variables)
+    train_step = tf.function(
+        lambda batch, model=model: strategy.run(model.train_step, (batch,)))
+    for batch in dataset:
+      train_step(batch)
     results.update({f'multi_worker/{name}/{key}': value
                     for key, value in model_state(keras, model).items()})
   return results
