@@ -154,6 +154,7 @@ def train_all_options(keras, case: str,
                       results: Dict[str, np.ndarray], **data_arrays) -> None:
   """`train` for each of `OPTIONS`, into `results[<case>/<options>/...]`."""
   arrays = data_arrays or data()
+  results.update(weight_values(keras, build_model(keras), 'initial'))
   for name, options in OPTIONS.items():
     for key, value in train(keras, scope, options, **arrays).items():
       results[f'{case}/{name}/{key}'] = value
@@ -179,7 +180,8 @@ def _resume_path(save_dir: str, backend: str) -> str:
   return os.path.join(save_dir, f'{backend}_resume.keras')
 
 
-def _train_and_save(keras, scope, save_dir: str, results) -> None:
+def _train_and_save(keras, scope: Callable[[], ContextManager[Any]],
+                    save_dir: str) -> None:
   """The classic options for `RESUME_AT` steps, saved with `model.save`."""
   arrays = data()
   cut = RESUME_AT * GLOBAL_BATCH
@@ -190,7 +192,8 @@ def _train_and_save(keras, scope, save_dir: str, results) -> None:
   model.save(_resume_path(save_dir, keras.backend.backend()))
 
 
-def _load_and_continue(keras, scope, save_dir: str,
+def _load_and_continue(keras, scope: Callable[[], ContextManager[Any]],
+                       save_dir: str,
                        results: Dict[str, np.ndarray]) -> Any:
   """Loads what `_train_and_save` saved and trains the remaining steps."""
   import official_ext.keras  # pylint: disable=g-import-not-at-top,unused-import
@@ -200,7 +203,7 @@ def _load_and_continue(keras, scope, save_dir: str,
     model = keras.saving.load_model(
         _resume_path(save_dir, keras.backend.backend()))
     official_ext.keras.use_model(model.optimizer, model)
-    results['resumed/iterations'] = _numpy(keras, model.optimizer.iterations)
+    results['resumed_at'] = _numpy(keras, model.optimizer.iterations)
     fit(keras, model, arrays['x'][cut:], arrays['y'][cut:])
   results.update({f'resumed/classic/{key}': value
                   for key, value in model_state(keras, model).items()})
@@ -218,8 +221,7 @@ def jax_devices(keras, save_dir: str) -> Dict[str, np.ndarray]:
   train_all_options(keras, 'model_parallel', model_parallel.scope, results)
   with model_parallel.scope():
     results.update(_jax_layouts(build_model(keras)))
-  _train_and_save(keras, model_parallel.scope, save_dir, results)
-  results.update(weight_values(keras, build_model(keras), 'initial'))
+  _train_and_save(keras, model_parallel.scope, save_dir)
   return results
 
 
@@ -232,25 +234,24 @@ def jax_resume(keras, save_dir: str) -> Dict[str, np.ndarray]:
   return results
 
 
-def jax_process(keras, coordinator: str,
-                process_id: str) -> Dict[str, np.ndarray]:
+def jax_process(keras, process_id: str) -> Dict[str, np.ndarray]:
   """One of two JAX processes: DataParallel over both processes' devices.
 
-  Each process feeds its half of every global batch (Keras assembles the
-  global batch with `jax.make_array_from_process_local_data`).
+  Each process feeds its half of every global batch, as NumPy arrays (hence
+  `auto_shard_dataset=False`; Keras assembles the global batch with
+  `jax.make_array_from_process_local_data`).
   """
   index = int(process_id)
   arrays = data()
   local = {key: value.reshape(STEPS, 2, GLOBAL_BATCH // 2, *value.shape[1:])[
       :, index].reshape(-1, *value.shape[1:]) for key, value in arrays.items()}
   distribution = keras.distribution.DataParallel(
-      devices=keras.distribution.list_devices())
-  results = {'devices': np.array([len(distribution.device_mesh.devices.flat),
-                                  len(keras.distribution.list_devices('cpu'))
-                                 ])}
+      devices=keras.distribution.list_devices(), auto_shard_dataset=False)
+  import jax  # pylint: disable=g-import-not-at-top
+  results = {'devices': np.array([distribution.device_mesh.devices.size,
+                                  jax.local_device_count()])}
   train_all_options(keras, 'multi_process', distribution.scope, results,
                     batch_size=GLOBAL_BATCH // 2, **local)
-  del coordinator
   return results
 
 
@@ -270,7 +271,7 @@ def tf_mirrored(keras, save_dir: str) -> Dict[str, np.ndarray]:
   strategy = _tf_mirrored(tf)
   results['replicas'] = np.array(strategy.num_replicas_in_sync)
   train_all_options(keras, 'mirrored', strategy.scope, results)
-  _train_and_save(keras, strategy.scope, save_dir, results)
+  _train_and_save(keras, strategy.scope, save_dir)
   return results
 
 
@@ -312,8 +313,8 @@ def tf_worker(keras) -> Dict[str, np.ndarray]:
   return results
 
 
-def _setup_backend(command: str, argv: Sequence[str]) -> None:
-  """What must happen before Keras is imported."""
+def _setup_backend(command: str, argv: Sequence[str]) -> Sequence[str]:
+  """What must happen before Keras is imported; the command's arguments."""
   if command.startswith('tf_') and command != 'tf_worker':
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     cpu = tf.config.list_physical_devices('CPU')[0]
@@ -325,8 +326,11 @@ def _setup_backend(command: str, argv: Sequence[str]) -> None:
     # explicit because without one the processes cannot all-reduce).
     jax.config.update('jax_cpu_collectives_implementation', 'gloo')
     import keras  # pylint: disable=g-import-not-at-top
-    keras.distribution.initialize(job_addresses=argv[0], num_processes=2,
-                                  process_id=int(argv[1]))
+    coordinator, process_id = argv
+    keras.distribution.initialize(job_addresses=coordinator, num_processes=2,
+                                  process_id=int(process_id))
+    return [process_id]
+  return argv
 
 
 COMMANDS = {
@@ -338,7 +342,7 @@ COMMANDS = {
 
 def main(argv: Sequence[str]) -> None:
   command, out_path, *arguments = argv[1:]
-  _setup_backend(command, arguments)
+  arguments = _setup_backend(command, arguments)
   import keras  # pylint: disable=g-import-not-at-top
   results = COMMANDS[command](keras, *arguments)
   results['backend'] = np.array(keras.backend.backend())

@@ -1,0 +1,241 @@
+"""The Keras 3 LARS on many devices and hosts computes what one device does.
+
+Each engine runs in its own processes (`tests/keras/distribution_cases.py`:
+the backend, the device count and the cluster are fixed at startup), which
+train the same model from the same weights on the same global batches; this
+file compares what they saved. The one-device runs are themselves the
+subject of `lars_test.py`'s checks against the tf_keras LARS and NumPy.
+"""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+import pytest
+
+from tests.keras import distribution_cases as cases
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+# ‖distributed − one device‖ / ‖one device − start‖ per weight and slot
+# (start: the initial weight, or 0 for a slot). What limits it: float32
+# sums in another order (the gradient all-reduce, norms of sharded
+# variables), ~1e-7 per step, carried through 12 steps of layer
+# normalization and trust ratios; measured ≤ 1.4e-6.
+TOLERANCE = 1e-4
+# Seconds a process (or a pair of cooperating processes) may take.
+PROCESS_TIMEOUT = 300
+PATHS = ['embedding/embeddings', 'hidden/kernel', 'hidden/bias', 'norm/gamma',
+         'norm/beta', 'logits/kernel', 'logits/bias']
+
+
+def _free_ports(count: int) -> List[int]:
+  """Ports free on the loopback interface (bound to port 0, then released)."""
+  sockets = [socket.socket() for _ in range(count)]
+  try:
+    for s in sockets:
+      s.bind(('127.0.0.1', 0))
+    return [s.getsockname()[1] for s in sockets]
+  finally:
+    for s in sockets:
+      s.close()
+
+
+def _run(directory: pathlib.Path, runs: Sequence[Sequence[str]],
+         backend: str, devices: Optional[int] = None,
+         environments: Optional[Sequence[Mapping[str, str]]] = None
+        ) -> List[Dict[str, np.ndarray]]:
+  """Runs `distribution_cases` commands together; what each saved.
+
+  All are killed if one fails or they outlast `PROCESS_TIMEOUT`.
+
+  Args:
+    directory: where the outputs and logs go.
+    runs: each process's command and arguments (after the output path).
+    backend: the Keras backend.
+    devices: JAX's host device count, if set.
+    environments: extra environment variables of each process.
+
+  Returns:
+    Each process's saved arrays.
+  """
+  environments = environments or [{}] * len(runs)
+  processes, outputs, logs = [], [], []
+  for index, (run, extra) in enumerate(zip(runs, environments)):
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(REPO),
+               TF_CPP_MIN_LOG_LEVEL='2', **extra)
+    if devices:
+      env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices}'
+    outputs.append(directory / f'{run[0]}_{index}.npz')
+    logs.append(directory / f'{run[0]}_{index}.log')
+    with open(logs[-1], 'w') as log:
+      processes.append(subprocess.Popen(
+          [sys.executable, '-m', 'tests.keras.distribution_cases', run[0],
+           str(outputs[-1]), *run[1:]],
+          cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
+  try:
+    for process in processes:
+      process.wait(timeout=PROCESS_TIMEOUT)
+  except subprocess.TimeoutExpired:
+    pass
+  finally:
+    for process in processes:
+      if process.poll() is None:
+        process.kill()
+        process.wait()
+  failed = [(run, log) for run, log, process in zip(runs, logs, processes)
+            if process.returncode != 0]
+  assert not failed, '\n'.join(
+      f'{run} failed:\n{log.read_text()[-3000:]}' for run, log in failed)
+  results = []
+  for output in outputs:
+    with np.load(output) as saved:
+      results.append(dict(saved))
+  return results
+
+
+def assert_same_training(got: Mapping[str, np.ndarray], case: str,
+                         want: Mapping[str, np.ndarray],
+                         reference: str = 'one_device',
+                         options: Sequence[str] = tuple(cases.OPTIONS),
+                         tolerance: float = TOLERANCE) -> None:
+  """Every weight and slot of `got[case/...]` is `want[reference/...]`'s.
+
+  Args:
+    got: a run's arrays.
+    case: the prefix of what to check in `got` (`<case>/<options>/...`).
+    want: the reference run's arrays (with `initial/<path>`).
+    reference: the prefix of the reference in `want`.
+    options: the `cases.OPTIONS` that `got` must have trained with.
+    tolerance: bound on `‖got − want‖ / ‖want − start‖`.
+  """
+  checked = sorted(key[len(case) + 1:] for key in got
+                   if key.startswith(f'{case}/'))
+  assert {key.split('/')[0] for key in checked} == set(options)
+  for name in options:
+    for kind in ('weights', 'slots'):
+      assert {f'{name}/{kind}/{path}' for path in PATHS} <= set(checked)
+  for key in checked:
+    _, kind, path = key.split('/', 2)
+    expected = want[f'{reference}/{key}']
+    start = 0 if kind == 'slots' else want[f'initial/{path}']
+    moved = np.linalg.norm(expected - start)
+    assert moved > 0, key
+    error = np.linalg.norm(got[f'{case}/{key}'] - expected) / moved
+    assert error <= tolerance, f'{case}/{key}: {error:.3g} > {tolerance}'
+
+
+@pytest.fixture(scope='module')
+def jax_runs(tmp_path_factory):
+  """The 4-device JAX process, then the resumed ModelParallel process."""
+  directory = tmp_path_factory.mktemp('jax')
+  devices, = _run(directory, [['jax_devices', str(directory)]], 'jax', 4)
+  resumed, = _run(directory, [['jax_resume', str(directory)]], 'jax', 4)
+  return devices, resumed
+
+
+@pytest.fixture(scope='module')
+def tf_runs(tmp_path_factory):
+  """The 2-CPU TensorFlow process, then the resumed Mirrored process."""
+  directory = tmp_path_factory.mktemp('tensorflow')
+  devices, = _run(directory, [['tf_mirrored', str(directory)]], 'tensorflow')
+  resumed, = _run(directory, [['tf_resume', str(directory)]], 'tensorflow')
+  return devices, resumed
+
+
+def test_jax_data_parallel_over_4_devices_equals_one_device(jax_runs):
+  devices, _ = jax_runs
+  assert devices['backend'] == 'jax'
+  assert_same_training(devices, 'data_parallel', devices)
+
+
+def test_jax_model_parallel_on_2x2_mesh_equals_one_device(jax_runs):
+  devices, _ = jax_runs
+  assert str(devices['layout/embedding/embeddings']) == "P(None, 'model')"
+  assert str(devices['layout/hidden/kernel']) == "P('model', None)"
+  assert str(devices['layout/logits/kernel']) == 'P(None, None)'
+  assert_same_training(devices, 'model_parallel', devices)
+
+
+@pytest.mark.parametrize('path', ['embedding/embeddings', 'hidden/kernel'])
+def test_jax_model_parallel_trust_ratio_is_the_whole_variables(
+    jax_runs, path):
+  """With classic momentum the first step is `lr·η‖w‖·ĝ`: ‖w‖ over all shards.
+
+  The same step from one shard's norms (what a per-shard computation would
+  give) is computed here, and differs by far more than `TOLERANCE`.
+  """
+  devices, _ = jax_runs
+  options = cases.OPTIONS['classic']
+  assert options['momentum'] and 'classic_momentum' not in options
+  initial = devices[f'initial/{path}']
+  step = initial - devices[f'model_parallel/classic/first_step/{path}']
+  whole_step = cases.LEARNING_RATE * options['eeta'] * np.linalg.norm(initial)
+  np.testing.assert_allclose(np.linalg.norm(step), whole_step, rtol=1e-5)
+
+  layout = next(layout for pattern, layout in cases.SHARDED_LAYOUTS.items()
+                if pattern.endswith(path))
+  axis = layout.index('model')
+  shards = cases.MESH_SHAPE[cases.MESH_AXES.index('model')]
+  shard_step = np.concatenate([
+      cases.LEARNING_RATE * options['eeta'] * np.linalg.norm(weights)
+      * direction / np.linalg.norm(direction)
+      for weights, direction in zip(np.split(initial, shards, axis),
+                                    np.split(step, shards, axis))], axis)
+  difference = np.linalg.norm(shard_step - step) / np.linalg.norm(step)
+  assert difference > 100 * TOLERANCE
+
+
+def test_jax_model_parallel_resumes_in_a_new_process(jax_runs):
+  devices, resumed = jax_runs
+  assert resumed['resumed_at'] == cases.RESUME_AT
+  assert str(resumed['layout/hidden/kernel']) == "P('model', None)"
+  assert_same_training(resumed, 'resumed', devices, 'model_parallel',
+                       options=['classic'])
+
+
+def test_tf_mirrored_over_2_cpus_equals_one_device(tf_runs):
+  devices, _ = tf_runs
+  assert devices['backend'] == 'tensorflow'
+  assert devices['replicas'] == 2
+  assert_same_training(devices, 'mirrored', devices)
+
+
+def test_tf_mirrored_resumes_in_a_new_process(tf_runs):
+  devices, resumed = tf_runs
+  assert resumed['resumed_at'] == cases.RESUME_AT
+  assert_same_training(resumed, 'resumed', devices, 'mirrored',
+                       options=['classic'])
+
+
+def test_one_device_is_the_same_on_tensorflow_and_jax(jax_runs, tf_runs):
+  assert_same_training(tf_runs[0], 'one_device', jax_runs[0])
+
+
+@pytest.mark.multiprocess
+def test_tf_two_multi_worker_mirrored_workers_equal_one_device(
+    tf_runs, tmp_path):
+  cluster = {'worker': [f'127.0.0.1:{port}' for port in _free_ports(2)]}
+  workers = _run(
+      tmp_path, [['tf_worker']] * 2, 'tensorflow',
+      environments=[{'TF_CONFIG': json.dumps({
+          'cluster': cluster, 'task': {'type': 'worker', 'index': index}})}
+                    for index in range(2)])
+  for worker in workers:
+    assert worker['replicas'] == 2
+    assert_same_training(worker, 'multi_worker', tf_runs[0])
+
+
+@pytest.mark.multiprocess
+def test_jax_two_processes_of_2_devices_equal_one_process(jax_runs, tmp_path):
+  coordinator = f'127.0.0.1:{_free_ports(1)[0]}'
+  processes = _run(tmp_path, [['jax_process', coordinator, str(index)]
+                              for index in range(2)], 'jax', 2)
+  for process in processes:
+    # 4 devices in the mesh, 2 of them this process's.
+    np.testing.assert_array_equal(process['devices'], [4, 2])
+    assert_same_training(process, 'multi_process', jax_runs[0])
