@@ -234,6 +234,13 @@ def jax_resume(keras, save_dir: str) -> Dict[str, np.ndarray]:
   return results
 
 
+def _process_half(arrays: Mapping[str, np.ndarray],
+                  index: int) -> Dict[str, np.ndarray]:
+  """Process `index`'s half of every global batch, of 2 processes."""
+  return {key: value.reshape(STEPS, 2, GLOBAL_BATCH // 2, *value.shape[1:])[
+      :, index].reshape(-1, *value.shape[1:]) for key, value in arrays.items()}
+
+
 def jax_process(keras, process_id: str) -> Dict[str, np.ndarray]:
   """One of two JAX processes: DataParallel over both processes' devices.
 
@@ -241,10 +248,7 @@ def jax_process(keras, process_id: str) -> Dict[str, np.ndarray]:
   `auto_shard_dataset=False`; Keras assembles the global batch with
   `jax.make_array_from_process_local_data`).
   """
-  index = int(process_id)
-  arrays = data()
-  local = {key: value.reshape(STEPS, 2, GLOBAL_BATCH // 2, *value.shape[1:])[
-      :, index].reshape(-1, *value.shape[1:]) for key, value in arrays.items()}
+  local = _process_half(data(), int(process_id))
   distribution = keras.distribution.DataParallel(
       devices=keras.distribution.list_devices(), auto_shard_dataset=False)
   import jax  # pylint: disable=g-import-not-at-top
@@ -255,12 +259,41 @@ def jax_process(keras, process_id: str) -> Dict[str, np.ndarray]:
   return results
 
 
+def torch_process(keras, process_id: str) -> Dict[str, np.ndarray]:
+  """One of two PyTorch processes: DistributedDataParallel, LARS's `apply`.
+
+  Keras 3 has no `keras.distribution` on PyTorch and its `fit` does not
+  all-reduce; Keras' PyTorch guide wraps the model in torch's
+  DistributedDataParallel and steps it in a loop. So does this, with LARS:
+  DDP averages the gradients over the processes in `backward`, and every
+  process applies the same averaged gradients.
+  """
+  import torch  # pylint: disable=g-import-not-at-top
+  index = int(process_id)
+  local = _process_half(data(), index)
+  results = {'world_size': np.array(torch.distributed.get_world_size())}
+  results.update(weight_values(keras, build_model(keras), 'initial'))
+  loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+  for name, options in OPTIONS.items():
+    model = build_model(keras)
+    compile_model(keras, model, options)
+    replicated = torch.nn.parallel.DistributedDataParallel(model)
+    batch = GLOBAL_BATCH // 2
+    for step in range(STEPS):
+      rows = slice(step * batch, (step + 1) * batch)
+      model.zero_grad()
+      loss(torch.as_tensor(local['y'][rows]),
+           replicated(torch.as_tensor(local['x'][rows]))).backward()
+      model.optimizer.apply([v.value.grad for v in model.trainable_variables],
+                            model.trainable_variables)
+    results.update({f'torch_ddp/{name}/{key}': value
+                    for key, value in model_state(keras, model).items()})
+  torch.distributed.destroy_process_group()
+  return results
+
+
 def _tf_mirrored(tf):
-  # ReductionToOneDevice: the all-reduce Keras would pick is keyed per
-  # process, and this process also builds strategies of other sizes.
-  return tf.distribute.MirroredStrategy(
-      ['/cpu:0', '/cpu:1'],
-      cross_device_ops=tf.distribute.ReductionToOneDevice())
+  return tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
 
 
 def tf_mirrored(keras, save_dir: str) -> Dict[str, np.ndarray]:
@@ -330,6 +363,13 @@ def _setup_backend(command: str, argv: Sequence[str]) -> Sequence[str]:
     keras.distribution.initialize(job_addresses=coordinator, num_processes=2,
                                   process_id=int(process_id))
     return [process_id]
+  if command == 'torch_process':
+    import torch  # pylint: disable=g-import-not-at-top
+    coordinator, process_id = argv
+    torch.distributed.init_process_group(
+        'gloo', init_method=f'tcp://{coordinator}', rank=int(process_id),
+        world_size=2)
+    return [process_id]
   return argv
 
 
@@ -337,6 +377,7 @@ COMMANDS = {
     'jax_devices': jax_devices, 'jax_resume': jax_resume,
     'jax_process': jax_process, 'tf_mirrored': tf_mirrored,
     'tf_resume': tf_resume, 'tf_worker': tf_worker,
+    'torch_process': torch_process,
 }
 
 
