@@ -272,6 +272,10 @@ def torch_process(keras, process_id: str) -> Dict[str, np.ndarray]:
   index = int(process_id)
   local = _process_half(data(), index)
   results = {'world_size': np.array(torch.distributed.get_world_size())}
+  try:
+    keras.distribution.list_devices()
+  except AttributeError as error:  # No distribution library on PyTorch.
+    results['distribution_error'] = np.array(str(error))
   results.update(weight_values(keras, build_model(keras), 'initial'))
   loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
   for name, options in OPTIONS.items():

@@ -7,6 +7,7 @@ file compares what they saved. The one-device runs are themselves the
 subject of `lars_test.py`'s checks against the tf_keras LARS and NumPy.
 """
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -239,3 +240,18 @@ def test_jax_two_processes_of_2_devices_equal_one_process(jax_runs, tmp_path):
     # 4 devices in the mesh, 2 of them this process's.
     np.testing.assert_array_equal(process['devices'], [4, 2])
     assert_same_training(process, 'multi_process', jax_runs[0])
+
+
+@pytest.mark.multiprocess
+@pytest.mark.skipif(importlib.util.find_spec('torch') is None,
+                    reason='torch is not installed (pip install -e ".[torch]")')
+def test_torch_two_ddp_processes_equal_one_device(jax_runs, tmp_path):
+  coordinator = f'127.0.0.1:{_free_ports(1)[0]}'
+  processes = _run(tmp_path, [['torch_process', coordinator, str(index)]
+                              for index in range(2)], 'torch')
+  for process in processes:
+    assert process['backend'] == 'torch'
+    assert process['world_size'] == 2
+    # What docs/keras.md says Keras 3 offers on PyTorch: no keras.distribution.
+    assert 'list_devices' in str(process['distribution_error'])
+    assert_same_training(process, 'torch_ddp', jax_runs[0])
