@@ -11,7 +11,6 @@ import importlib.util
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 from typing import Dict, List, Mapping, Optional, Sequence
@@ -19,6 +18,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import numpy as np
 import pytest
 
+from tests import loopback
 from tests.keras import distribution_cases as cases
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -32,18 +32,6 @@ TOLERANCE = 1e-4
 PROCESS_TIMEOUT = 300
 PATHS = ['embedding/embeddings', 'hidden/kernel', 'hidden/bias', 'norm/gamma',
          'norm/beta', 'logits/kernel', 'logits/bias']
-
-
-def _free_ports(count: int) -> List[int]:
-  """Ports free on the loopback interface (bound to port 0, then released)."""
-  sockets = [socket.socket() for _ in range(count)]
-  try:
-    for s in sockets:
-      s.bind(('127.0.0.1', 0))
-    return [s.getsockname()[1] for s in sockets]
-  finally:
-    for s in sockets:
-      s.close()
 
 
 def _run(directory: pathlib.Path, runs: Sequence[Sequence[str]],
@@ -220,7 +208,7 @@ def test_one_device_is_the_same_on_tensorflow_and_jax(jax_runs, tf_runs):
 @pytest.mark.multiprocess
 def test_tf_two_multi_worker_mirrored_workers_equal_one_device(
     tf_runs, tmp_path):
-  cluster = {'worker': [f'127.0.0.1:{port}' for port in _free_ports(2)]}
+  cluster = {'worker': [f'127.0.0.1:{port}' for port in loopback.free_ports(2)]}
   workers = _run(
       tmp_path, [['tf_worker']] * 2, 'tensorflow',
       environments=[{'TF_CONFIG': json.dumps({
@@ -233,7 +221,7 @@ def test_tf_two_multi_worker_mirrored_workers_equal_one_device(
 
 @pytest.mark.multiprocess
 def test_jax_two_processes_of_2_devices_equal_one_process(jax_runs, tmp_path):
-  coordinator = f'127.0.0.1:{_free_ports(1)[0]}'
+  coordinator = f'127.0.0.1:{loopback.free_ports(1)[0]}'
   processes = _run(tmp_path, [['jax_process', coordinator, str(index)]
                               for index in range(2)], 'jax', 2)
   for process in processes:
@@ -246,7 +234,7 @@ def test_jax_two_processes_of_2_devices_equal_one_process(jax_runs, tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec('torch') is None,
                     reason='torch is not installed (pip install -e ".[torch]")')
 def test_torch_two_ddp_processes_equal_one_device(jax_runs, tmp_path):
-  coordinator = f'127.0.0.1:{_free_ports(1)[0]}'
+  coordinator = f'127.0.0.1:{loopback.free_ports(1)[0]}'
   processes = _run(tmp_path, [['torch_process', coordinator, str(index)]
                               for index in range(2)], 'torch')
   for process in processes:
