@@ -15,6 +15,8 @@ command below in its own process and compares what they save:
       tf_mirrored OUT.npz SAVE_DIR            # also tf_resume
     KERAS_BACKEND=tensorflow TF_CONFIG=... python -m \\
       tests.keras.distribution_cases tf_worker OUT.npz
+    KERAS_BACKEND=torch python -m tests.keras.distribution_cases \\
+      torch_process OUT.npz 127.0.0.1:PORT PROCESS_ID
 
 Every run trains the same model (an embedding, two dense layers and a layer
 normalization) from the same initial weights on the same global batches, for
@@ -22,6 +24,8 @@ each of `OPTIONS` (classic and popular momentum, weight decay and exclusions).
 OUT.npz holds `<case>/<options>/<kind>/<path>`: `weights` (after training),
 `slots` (the momentum of each weight), `first_step` (the weights after one
 step), plus `initial/<path>` and, on JAX, `layout/<path>` (the sharding).
+PyTorch and MultiWorkerMirroredStrategy step in a loop instead of `fit`
+(see `torch_process` and `tf_worker` for why).
 """
 
 import contextlib
@@ -149,6 +153,12 @@ def train(keras, scope: Callable[[], ContextManager[Any]],
   return {**model_state(keras, model), **first_step}
 
 
+def prefixed(prefix: str,
+             arrays: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+  """`arrays` with keys `<prefix>/<key>`."""
+  return {f'{prefix}/{key}': value for key, value in arrays.items()}
+
+
 def train_all_options(keras, case: str,
                       scope: Callable[[], ContextManager[Any]],
                       results: Dict[str, np.ndarray], **data_arrays) -> None:
@@ -156,8 +166,8 @@ def train_all_options(keras, case: str,
   arrays = data_arrays or data()
   results.update(weight_values(keras, build_model(keras), 'initial'))
   for name, options in OPTIONS.items():
-    for key, value in train(keras, scope, options, **arrays).items():
-      results[f'{case}/{name}/{key}'] = value
+    results.update(prefixed(f'{case}/{name}',
+                            train(keras, scope, options, **arrays)))
 
 
 def _jax_model_parallel(keras) -> Any:
@@ -205,8 +215,7 @@ def _load_and_continue(keras, scope: Callable[[], ContextManager[Any]],
     official_ext.keras.use_model(model.optimizer, model)
     results['resumed_at'] = _numpy(keras, model.optimizer.iterations)
     fit(keras, model, arrays['x'][cut:], arrays['y'][cut:])
-  results.update({f'resumed/classic/{key}': value
-                  for key, value in model_state(keras, model).items()})
+  results.update(prefixed('resumed/classic', model_state(keras, model)))
   return model
 
 
@@ -269,8 +278,7 @@ def torch_process(keras, process_id: str) -> Dict[str, np.ndarray]:
   process applies the same averaged gradients.
   """
   import torch  # pylint: disable=g-import-not-at-top
-  index = int(process_id)
-  local = _process_half(data(), index)
+  local = _process_half(data(), int(process_id))
   results = {'world_size': np.array(torch.distributed.get_world_size())}
   try:
     keras.distribution.list_devices()
@@ -290,8 +298,7 @@ def torch_process(keras, process_id: str) -> Dict[str, np.ndarray]:
            replicated(torch.as_tensor(local['x'][rows]))).backward()
       model.optimizer.apply([v.value.grad for v in model.trainable_variables],
                             model.trainable_variables)
-    results.update({f'torch_ddp/{name}/{key}': value
-                    for key, value in model_state(keras, model).items()})
+    results.update(prefixed(f'torch_ddp/{name}', model_state(keras, model)))
   torch.distributed.destroy_process_group()
   return results
 
@@ -345,8 +352,8 @@ def tf_worker(keras) -> Dict[str, np.ndarray]:
         lambda batch, model=model: strategy.run(model.train_step, (batch,)))
     for batch in dataset:
       train_step(batch)
-    results.update({f'multi_worker/{name}/{key}': value
-                    for key, value in model_state(keras, model).items()})
+    results.update(prefixed(f'multi_worker/{name}',
+                            model_state(keras, model)))
   return results
 
 
@@ -359,8 +366,8 @@ def _setup_backend(command: str, argv: Sequence[str]) -> Sequence[str]:
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
   if command == 'jax_process':
     import jax  # pylint: disable=g-import-not-at-top
-    # Cross-process collectives on CPU (gloo: jax 0.10's default, made
-    # explicit because without one the processes cannot all-reduce).
+    # Cross-process collectives on CPU: gloo, jax 0.10's default, named so
+    # that the processes do not depend on it.
     jax.config.update('jax_cpu_collectives_implementation', 'gloo')
     import keras  # pylint: disable=g-import-not-at-top
     coordinator, process_id = argv

@@ -7,6 +7,7 @@ file compares what they saved. The one-device runs are themselves the
 subject of `lars_test.py`'s checks against the tf_keras LARS and NumPy.
 """
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -34,37 +35,49 @@ PATHS = ['embedding/embeddings', 'hidden/kernel', 'hidden/bias', 'norm/gamma',
          'norm/beta', 'logits/kernel', 'logits/bias']
 
 
-def _run(directory: pathlib.Path, runs: Sequence[Sequence[str]],
-         backend: str, devices: Optional[int] = None,
-         environments: Optional[Sequence[Mapping[str, str]]] = None
-        ) -> List[Dict[str, np.ndarray]]:
-  """Runs `distribution_cases` commands together; what each saved.
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One `distribution_cases` process.
+
+  Attributes:
+    command: the command, then its arguments after the output path.
+    backend: the Keras backend.
+    devices: JAX's host device count, if set.
+    environment: extra environment variables.
+  """
+  command: Sequence[str]
+  backend: str
+  devices: Optional[int] = None
+  environment: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+def _run(directory: pathlib.Path,
+         runs: Sequence[Run]) -> List[Dict[str, np.ndarray]]:
+  """Runs processes at the same time; what each saved.
 
   All are killed if one fails or they outlast `PROCESS_TIMEOUT`.
 
   Args:
     directory: where the outputs and logs go.
-    runs: each process's command and arguments (after the output path).
-    backend: the Keras backend.
-    devices: JAX's host device count, if set.
-    environments: extra environment variables of each process.
+    runs: the processes.
 
   Returns:
     Each process's saved arrays.
   """
-  environments = environments or [{}] * len(runs)
   processes, outputs, logs = [], [], []
-  for index, (run, extra) in enumerate(zip(runs, environments)):
-    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(REPO),
-               TF_CPP_MIN_LOG_LEVEL='2', **extra)
-    if devices:
-      env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices}'
-    outputs.append(directory / f'{run[0]}_{index}.npz')
-    logs.append(directory / f'{run[0]}_{index}.log')
+  for index, run in enumerate(runs):
+    env = dict(os.environ, KERAS_BACKEND=run.backend, PYTHONPATH=str(REPO),
+               TF_CPP_MIN_LOG_LEVEL='2', **run.environment)
+    if run.devices:
+      env['XLA_FLAGS'] = (
+          f'--xla_force_host_platform_device_count={run.devices}')
+    name = f'{run.command[0]}_{index}'
+    outputs.append(directory / f'{name}.npz')
+    logs.append(directory / f'{name}.log')
     with open(logs[-1], 'w') as log:
       processes.append(subprocess.Popen(
-          [sys.executable, '-m', 'tests.keras.distribution_cases', run[0],
-           str(outputs[-1]), *run[1:]],
+          [sys.executable, '-m', 'tests.keras.distribution_cases',
+           run.command[0], str(outputs[-1]), *run.command[1:]],
           cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
   try:
     for process in processes:
@@ -94,6 +107,8 @@ def assert_same_training(got: Mapping[str, np.ndarray], case: str,
                          tolerance: float = TOLERANCE) -> None:
   """Every weight and slot of `got[case/...]` is `want[reference/...]`'s.
 
+  Prints the worst relative difference.
+
   Args:
     got: a run's arrays.
     case: the prefix of what to check in `got` (`<case>/<options>/...`).
@@ -108,6 +123,7 @@ def assert_same_training(got: Mapping[str, np.ndarray], case: str,
   for name in options:
     for kind in ('weights', 'slots'):
       assert {f'{name}/{kind}/{path}' for path in PATHS} <= set(checked)
+  worst = 0.0
   for key in checked:
     _, kind, path = key.split('/', 2)
     expected = want[f'{reference}/{key}']
@@ -116,34 +132,37 @@ def assert_same_training(got: Mapping[str, np.ndarray], case: str,
     assert moved > 0, key
     error = np.linalg.norm(got[f'{case}/{key}'] - expected) / moved
     assert error <= tolerance, f'{case}/{key}: {error:.3g} > {tolerance}'
+    worst = max(worst, error)
+  # Shown by `pytest -rP`: the figures of docs/keras.md.
+  print(f'{case} against {reference}: worst relative difference {worst:.2g}')
 
 
 @pytest.fixture(scope='module')
-def jax_runs(tmp_path_factory):
-  """The 4-device JAX process, then the resumed ModelParallel process."""
-  directory = tmp_path_factory.mktemp('jax')
-  devices, = _run(directory, [['jax_devices', str(directory)]], 'jax', 4)
-  resumed, = _run(directory, [['jax_resume', str(directory)]], 'jax', 4)
-  return devices, resumed
+def runs(tmp_path_factory) -> Dict[str, Dict[str, np.ndarray]]:
+  """The 4-device JAX and 2-CPU TensorFlow processes, then their resumes.
+
+  JAX and TensorFlow run at the same time: the processes spend much of
+  their time importing and compiling, which overlaps well.
+  """
+  directory = tmp_path_factory.mktemp('runs')
+  first = _run(directory, [
+      Run(['jax_devices', str(directory)], 'jax', devices=4),
+      Run(['tf_mirrored', str(directory)], 'tensorflow')])
+  resumed = _run(directory, [
+      Run(['jax_resume', str(directory)], 'jax', devices=4),
+      Run(['tf_resume', str(directory)], 'tensorflow')])
+  return dict(zip(['jax', 'tensorflow', 'jax_resumed', 'tensorflow_resumed'],
+                  first + resumed))
 
 
-@pytest.fixture(scope='module')
-def tf_runs(tmp_path_factory):
-  """The 2-CPU TensorFlow process, then the resumed Mirrored process."""
-  directory = tmp_path_factory.mktemp('tensorflow')
-  devices, = _run(directory, [['tf_mirrored', str(directory)]], 'tensorflow')
-  resumed, = _run(directory, [['tf_resume', str(directory)]], 'tensorflow')
-  return devices, resumed
-
-
-def test_jax_data_parallel_over_4_devices_equals_one_device(jax_runs):
-  devices, _ = jax_runs
+def test_jax_data_parallel_over_4_devices_equals_one_device(runs):
+  devices = runs['jax']
   assert devices['backend'] == 'jax'
   assert_same_training(devices, 'data_parallel', devices)
 
 
-def test_jax_model_parallel_on_2x2_mesh_equals_one_device(jax_runs):
-  devices, _ = jax_runs
+def test_jax_model_parallel_on_2x2_mesh_equals_one_device(runs):
+  devices = runs['jax']
   assert str(devices['layout/embedding/embeddings']) == "P(None, 'model')"
   assert str(devices['layout/hidden/kernel']) == "P('model', None)"
   assert str(devices['layout/logits/kernel']) == 'P(None, None)'
@@ -152,13 +171,13 @@ def test_jax_model_parallel_on_2x2_mesh_equals_one_device(jax_runs):
 
 @pytest.mark.parametrize('path', ['embedding/embeddings', 'hidden/kernel'])
 def test_jax_model_parallel_trust_ratio_is_the_whole_variables(
-    jax_runs, path):
+    runs, path):
   """With classic momentum the first step is `lr·η‖w‖·ĝ`: ‖w‖ over all shards.
 
   The same step from one shard's norms (what a per-shard computation would
   give) is computed here, and differs by far more than `TOLERANCE`.
   """
-  devices, _ = jax_runs
+  devices = runs['jax']
   options = cases.OPTIONS['classic']
   assert options['momentum'] and 'classic_momentum' not in options
   initial = devices[f'initial/{path}']
@@ -179,67 +198,68 @@ def test_jax_model_parallel_trust_ratio_is_the_whole_variables(
   assert difference > 100 * TOLERANCE
 
 
-def test_jax_model_parallel_resumes_in_a_new_process(jax_runs):
-  devices, resumed = jax_runs
+def test_jax_model_parallel_resumes_in_a_new_process(runs):
+  devices, resumed = runs['jax'], runs['jax_resumed']
   assert resumed['resumed_at'] == cases.RESUME_AT
   assert str(resumed['layout/hidden/kernel']) == "P('model', None)"
   assert_same_training(resumed, 'resumed', devices, 'model_parallel',
                        options=['classic'])
 
 
-def test_tf_mirrored_over_2_cpus_equals_one_device(tf_runs):
-  devices, _ = tf_runs
+def test_tf_mirrored_over_2_cpus_equals_one_device(runs):
+  devices = runs['tensorflow']
   assert devices['backend'] == 'tensorflow'
   assert devices['replicas'] == 2
   assert_same_training(devices, 'mirrored', devices)
 
 
-def test_tf_mirrored_resumes_in_a_new_process(tf_runs):
-  devices, resumed = tf_runs
+def test_tf_mirrored_resumes_in_a_new_process(runs):
+  devices, resumed = runs['tensorflow'], runs['tensorflow_resumed']
   assert resumed['resumed_at'] == cases.RESUME_AT
   assert_same_training(resumed, 'resumed', devices, 'mirrored',
                        options=['classic'])
 
 
-def test_one_device_is_the_same_on_tensorflow_and_jax(jax_runs, tf_runs):
-  assert_same_training(tf_runs[0], 'one_device', jax_runs[0])
+def test_one_device_is_the_same_on_tensorflow_and_jax(runs):
+  assert_same_training(runs['tensorflow'], 'one_device', runs['jax'])
 
 
 @pytest.mark.multiprocess
 def test_tf_two_multi_worker_mirrored_workers_equal_one_device(
-    tf_runs, tmp_path):
+    runs, tmp_path):
   cluster = {'worker': [f'127.0.0.1:{port}' for port in loopback.free_ports(2)]}
-  workers = _run(
-      tmp_path, [['tf_worker']] * 2, 'tensorflow',
-      environments=[{'TF_CONFIG': json.dumps({
-          'cluster': cluster, 'task': {'type': 'worker', 'index': index}})}
-                    for index in range(2)])
+  workers = _run(tmp_path, [
+      Run(['tf_worker'], 'tensorflow', environment={'TF_CONFIG': json.dumps({
+          'cluster': cluster, 'task': {'type': 'worker', 'index': index}})})
+      for index in range(2)])
   for worker in workers:
     assert worker['replicas'] == 2
-    assert_same_training(worker, 'multi_worker', tf_runs[0])
+    assert_same_training(worker, 'multi_worker', runs['tensorflow'])
 
 
 @pytest.mark.multiprocess
-def test_jax_two_processes_of_2_devices_equal_one_process(jax_runs, tmp_path):
+def test_jax_two_processes_of_2_devices_equal_one_process(runs, tmp_path):
   coordinator = f'127.0.0.1:{loopback.free_ports(1)[0]}'
-  processes = _run(tmp_path, [['jax_process', coordinator, str(index)]
-                              for index in range(2)], 'jax', 2)
+  processes = _run(tmp_path, [
+      Run(['jax_process', coordinator, str(index)], 'jax', devices=2)
+      for index in range(2)])
   for process in processes:
     # 4 devices in the mesh, 2 of them this process's.
     np.testing.assert_array_equal(process['devices'], [4, 2])
-    assert_same_training(process, 'multi_process', jax_runs[0])
+    assert_same_training(process, 'multi_process', runs['jax'])
 
 
 @pytest.mark.multiprocess
 @pytest.mark.skipif(importlib.util.find_spec('torch') is None,
                     reason='torch is not installed (pip install -e ".[torch]")')
-def test_torch_two_ddp_processes_equal_one_device(jax_runs, tmp_path):
+def test_torch_two_ddp_processes_equal_one_device(runs, tmp_path):
   coordinator = f'127.0.0.1:{loopback.free_ports(1)[0]}'
-  processes = _run(tmp_path, [['torch_process', coordinator, str(index)]
-                              for index in range(2)], 'torch')
+  processes = _run(tmp_path, [
+      Run(['torch_process', coordinator, str(index)], 'torch')
+      for index in range(2)])
   for process in processes:
     assert process['backend'] == 'torch'
     assert process['world_size'] == 2
     # What docs/keras.md says Keras 3 offers on PyTorch: no keras.distribution.
     assert 'list_devices' in str(process['distribution_error'])
-    assert_same_training(process, 'torch_ddp', jax_runs[0])
+    assert_same_training(process, 'torch_ddp', runs['jax'])
