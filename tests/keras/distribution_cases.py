@@ -113,14 +113,19 @@ def weight_values(keras, model, kind: str) -> Dict[str, np.ndarray]:
   return {f'{kind}/{keys[id(w)]}': _numpy(keras, w) for w in model.weights}
 
 
+def slots(model) -> Dict[str, Any]:
+  """The LARS momentum slot of each weight, by `<layer>/<variable>`."""
+  keys = weight_keys(model)
+  optimizer = model.optimizer
+  return {keys[id(weight)]: slot for weight, slot in zip(
+      optimizer._trainable_variables, optimizer._momentums)}  # pylint: disable=protected-access
+
+
 def model_state(keras, model) -> Dict[str, np.ndarray]:
   """`weights/<path>` and `slots/<path>` (the momentum of each weight)."""
   state = weight_values(keras, model, 'weights')
-  keys = weight_keys(model)
-  optimizer = model.optimizer
-  for weight, slot in zip(optimizer._trainable_variables,  # pylint: disable=protected-access
-                          optimizer._momentums):  # pylint: disable=protected-access
-    state[f'slots/{keys[id(weight)]}'] = _numpy(keras, slot)
+  state.update({f'slots/{key}': _numpy(keras, slot)
+                for key, slot in slots(model).items()})
   return state
 
 
@@ -181,9 +186,13 @@ def _jax_model_parallel(keras) -> Any:
 
 
 def _jax_layouts(model) -> Dict[str, np.ndarray]:
+  """`layout/<path>` and `slot_layout/<path>`: the sharding of each."""
   keys = weight_keys(model)
-  return {f'layout/{keys[id(w)]}': np.array(str(w.value.sharding.spec))
-          for w in model.weights}
+  layouts = {f'layout/{keys[id(w)]}': w.value.sharding.spec
+             for w in model.weights}
+  layouts.update({f'slot_layout/{key}': slot.value.sharding.spec
+                  for key, slot in slots(model).items()})
+  return {key: np.array(str(spec)) for key, spec in layouts.items()}
 
 
 def _resume_path(save_dir: str, backend: str) -> str:
@@ -191,7 +200,7 @@ def _resume_path(save_dir: str, backend: str) -> str:
 
 
 def _train_and_save(keras, scope: Callable[[], ContextManager[Any]],
-                    save_dir: str) -> None:
+                    save_dir: str) -> Any:
   """The classic options for `RESUME_AT` steps, saved with `model.save`."""
   arrays = data()
   cut = RESUME_AT * GLOBAL_BATCH
@@ -200,6 +209,7 @@ def _train_and_save(keras, scope: Callable[[], ContextManager[Any]],
     compile_model(keras, model, OPTIONS['classic'])
     fit(keras, model, arrays['x'][:cut], arrays['y'][:cut])
   model.save(_resume_path(save_dir, keras.backend.backend()))
+  return model
 
 
 def _load_and_continue(keras, scope: Callable[[], ContextManager[Any]],
@@ -228,9 +238,8 @@ def jax_devices(keras, save_dir: str) -> Dict[str, np.ndarray]:
   train_all_options(keras, 'data_parallel', data_parallel.scope, results)
   model_parallel = _jax_model_parallel(keras)
   train_all_options(keras, 'model_parallel', model_parallel.scope, results)
-  with model_parallel.scope():
-    results.update(_jax_layouts(build_model(keras)))
-  _train_and_save(keras, model_parallel.scope, save_dir)
+  results.update(_jax_layouts(
+      _train_and_save(keras, model_parallel.scope, save_dir)))
   return results
 
 
