@@ -3,8 +3,10 @@
 Each engine runs in its own processes (`tests/keras/distribution_cases.py`:
 the backend, the device count and the cluster are fixed at startup), which
 train the same model from the same weights on the same global batches; this
-file compares what they saved. The one-device runs are themselves the
-subject of `lars_test.py`'s checks against the tf_keras LARS and NumPy.
+file compares what they saved with one device. The one-device reference is
+the Keras 3 LARS that `lars_test.py` checks against the tf_keras LARS and
+NumPy; here it is also checked across engines (TensorFlow against JAX), and
+the first step of each sharded variable against its norm in NumPy.
 """
 
 import dataclasses
