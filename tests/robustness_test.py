@@ -7,7 +7,6 @@ are compared through their checkpoints.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
+
+from tests import loopback
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -134,21 +135,9 @@ def test_killed_run_resumes_and_ends_like_an_uninterrupted_one(
     assert params == yaml.safe_load(f)
 
 
-def _free_ports(count: int) -> List[int]:
-  """Ports free on the loopback interface (bound to port 0, then released)."""
-  sockets = [socket.socket() for _ in range(count)]
-  try:
-    for s in sockets:
-      s.bind(('127.0.0.1', 0))
-    return [s.getsockname()[1] for s in sockets]
-  finally:
-    for s in sockets:
-      s.close()
-
-
 def _workers(model_dir: str, steps: int, tmp: str) -> List[str]:
   """Trains `steps` steps as 2 workers on loopback ports; returns the logs."""
-  cluster = {'worker': [f'127.0.0.1:{p}' for p in _free_ports(2)]}
+  cluster = {'worker': [f'127.0.0.1:{p}' for p in loopback.free_ports(2)]}
   workers = []
   for index in range(2):
     # TMPDIR: where Model Garden puts the non-chief worker's checkpoints.
