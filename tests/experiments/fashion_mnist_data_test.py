@@ -62,8 +62,8 @@ def test_missing_file_names_the_apt_package(tmp_path):
 
 
 @pytest.mark.parametrize('data, message', [
-    (bytes([0, 0, 8, 1, 0, 0, 0, 1, 7]), 'IDX magic number 0x00000801, expected '
-     '0x00000803'),
+    (bytes([0, 0, 8, 1, 0, 0, 0, 1, 7]),
+     'IDX magic number 0x00000801, expected 0x00000803'),
     (bytes([0, 0, 9, 3]), 'IDX magic number 0x00000903'),
     (b'', 'IDX magic number none'),
     (bytes([0, 0, 8, 3, 0, 0, 0, 1]), 'IDX header truncated at 8 bytes'),
@@ -127,6 +127,24 @@ def test_validation_split_is_stratified_and_disjoint():
                                 fit_labels)
   np.testing.assert_array_equal(np.bincount(val_labels, minlength=10),
                                 [5] * 10)
+
+
+def test_stand_in_data_is_readable_and_learnable_by_class_means(tmp_path):
+  examples = {'train': 500, 'test': 200}
+  fashion_mnist_data.write_fashion_mnist(
+      str(tmp_path), fashion_mnist_data.stand_in_subsets(examples))
+
+  data = fashion_mnist_data.load_fashion_mnist(str(tmp_path), examples)
+
+  (train_images, train_labels), (test_images, test_labels) = (
+      data['train'], data['test'])
+  # A nearest-class-mean classifier fitted on the training images beats
+  # chance by far on the test images, but is not perfect.
+  means = np.stack([train_images[train_labels == c].mean(axis=0)
+                    for c in range(10)])
+  distances = ((test_images[:, None] - means[None]) ** 2).sum(axis=(2, 3))
+  accuracy = np.mean(np.argmin(distances, axis=1) == test_labels)
+  assert 0.5 < accuracy < 1.0
 
 
 def test_installed_data_set_has_the_published_counts_and_balance():
