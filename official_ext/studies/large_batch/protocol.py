@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from official_ext.benchmarks import optimizer_step
 from official_ext.studies.large_batch import training
 
 # The digits study's factor-2 learning-rate grids; each spans the best rates
@@ -326,19 +327,8 @@ def _run_study(problem: Problem, config: StudyConfig,
       'training_runs': len(cache),
       'wall_time_seconds': time.time() - start_time,
       'cpu_count': os.cpu_count(),
-      'cpu_model': _cpu_model(),
+      'cpu_model': optimizer_step.cpu_model(),
       'load_average_1min': {'start': load_at_start[0],
                             'end': os.getloadavg()[0]},
   }
 
-
-def _cpu_model() -> str:
-  """The CPU's model name from /proc/cpuinfo, or `unknown`."""
-  try:
-    with open('/proc/cpuinfo', encoding='utf-8') as f:
-      for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return 'unknown'

@@ -14,16 +14,22 @@ def _rows(images):
   return sorted(image.tobytes() for image in images)
 
 
+def _assert_nested(tuning, final, train, validation, test, features):
+  """Checks the split sizes, and that tuning splits the final training set
+  (so it never sees the test images)."""
+  assert final.train_images.shape == (train, features)
+  assert final.eval_images.shape == (test, features)
+  assert tuning.train_images.shape == (train - validation, features)
+  assert tuning.eval_images.shape == (validation, features)
+  assert _rows(np.concatenate([tuning.train_images, tuning.eval_images])) == (
+      _rows(final.train_images))
+
+
 def test_digits_splits_are_stratified_nested_and_hold_every_digit_once():
   tuning, final = problems.digits().load_splits()
 
-  assert final.train_images.shape == (1437, 64)
-  assert final.eval_images.shape == (360, 64)
-  assert tuning.train_images.shape == (1150, 64)
-  assert tuning.eval_images.shape == (287, 64)
-  # Tuning splits the final training images and never sees the test images.
-  assert _rows(np.concatenate([tuning.train_images, tuning.eval_images])) == (
-      _rows(final.train_images))
+  _assert_nested(tuning, final, train=1437, validation=287, test=360,
+                 features=64)
   digits = datasets.load_digits()
   everything = (digits.data / 16.0).astype(np.float32)
   assert _rows(np.concatenate([final.train_images, final.eval_images])) == (
@@ -41,12 +47,8 @@ def test_fashion_mnist_tunes_on_a_sixth_of_the_training_set_only(tmp_path):
 
   tuning, final = problems.fashion_mnist(str(tmp_path), examples).load_splits()
 
-  assert final.train_images.shape == (600, 784)
-  assert final.eval_images.shape == (100, 784)
-  assert tuning.train_images.shape == (500, 784)
-  assert tuning.eval_images.shape == (100, 784)
-  assert _rows(np.concatenate([tuning.train_images, tuning.eval_images])) == (
-      _rows(final.train_images))
+  _assert_nested(tuning, final, train=600, validation=100, test=100,
+                 features=784)
   test_images, test_labels = subsets['test']
   np.testing.assert_allclose(final.eval_images,
                              test_images.reshape(100, 784) / 255.0, rtol=1e-6)
