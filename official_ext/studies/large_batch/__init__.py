@@ -1,4 +1,4 @@
-"""What LARS does as the batch grows: a study on scikit-learn's digits.
+"""What LARS does as the batch grows: studies on digits and Fashion-MNIST.
 
-Run it with `python -m official_ext.studies.large_batch.study`.
+Run them with `python -m official_ext.studies.large_batch.study`.
 """

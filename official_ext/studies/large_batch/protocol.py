@@ -1,9 +1,9 @@
 """The large-batch study's protocol: arms, tuning, and the whole run.
 
-Three arms choose the optimizer and learning rate at each batch size (see
-`ARMS`); learning rates are tuned on a validation split held out of the
-training digits, and each arm's chosen rate is then trained with several
-seeds and scored on the test digits.
+Arms choose the optimizer and learning rate at each batch size (see `ARMS`);
+learning rates are tuned on a validation split held out of a problem's
+training set, and each arm's chosen rate is then trained with several seeds
+on the whole training set and scored on the test set.
 """
 import contextlib
 import dataclasses
@@ -14,10 +14,12 @@ from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from official_ext.benchmarks import optimizer_step
 from official_ext.studies.large_batch import training
 
-# Factor-2 learning-rate grids; each spans the best rates of every batch size
-# it is used at with at least one grid point to spare on either side.
+# The digits study's factor-2 learning-rate grids; each spans the best rates
+# of every batch size it is used at with at least one grid point to spare on
+# either side.
 LEARNING_RATE_GRIDS = {
     'sgd': tuple(0.004 * 2**i for i in range(11)),  # 0.004 ... 4.096
     'lars': tuple(0.125 * 2**i for i in range(9)),  # 0.125 ... 32
@@ -46,6 +48,7 @@ ARMS = (
     Arm('sgd_linear', 'a) momentum SGD, LR scaled linearly', 'sgd', 'linear'),
     Arm('lars_held', 'b) LARS, LR held', 'lars', 'held'),
     Arm('sgd_retuned', 'c) momentum SGD, LR re-tuned', 'sgd', 'retuned'),
+    Arm('lars_retuned', 'd) LARS, LR re-tuned', 'lars', 'retuned'),
 )
 
 
@@ -62,6 +65,7 @@ class StudyConfig:
       is averaged over.
     learning_rate_grids: optimizer type (`sgd`, `lars`) -> ascending
       learning rates tuned over.
+    arms: the arms run, in the table's column order.
   """
   batch_sizes: Tuple[training.BatchSize, ...] = (
       16, 32, 64, 128, 256, 512, training.FULL_BATCH)
@@ -70,15 +74,41 @@ class StudyConfig:
   tuning_seeds: int = 3
   learning_rate_grids: Mapping[str, Tuple[float, ...]] = dataclasses.field(
       default_factory=lambda: dict(LEARNING_RATE_GRIDS))
+  arms: Tuple[Arm, ...] = ARMS[:3]
 
 
-# Checks the pipeline, not the learning rates: every 4th grid point.
-SMOKE_CONFIG = StudyConfig(
-    batch_sizes=(64, training.FULL_BATCH), epochs=2, seeds=1, tuning_seeds=1,
-    learning_rate_grids={
-        optimizer_type: grid[::4]
-        for optimizer_type, grid in LEARNING_RATE_GRIDS.items()
-    })
+def smoke_config(config: StudyConfig,
+                 batch_sizes: Tuple[training.BatchSize, ...]) -> StudyConfig:
+  """Checks the pipeline, not the learning rates: 1 seed, 2 epochs, every 8th
+  grid point of `config`'s grids, at `batch_sizes`."""
+  return dataclasses.replace(
+      config, batch_sizes=batch_sizes, epochs=2, seeds=1, tuning_seeds=1,
+      learning_rate_grids={
+          optimizer_type: grid[::8]
+          for optimizer_type, grid in config.learning_rate_grids.items()
+      })
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+  """A data set, a model, and the study configs run on them.
+
+  Attributes:
+    name: `--problem` value.
+    title: the report's heading, e.g. `LARS vs momentum SGD on ...`.
+    load_splits: -> (tuning split: training minus validation images, scored
+      on the validation images; final split: the whole training set, scored
+      on the test set).
+    model: the model and its LARS exclusions.
+    config: the whole study.
+    smoke_config: the quick pipeline check.
+  """
+  name: str
+  title: str
+  load_splits: Callable[[], Tuple[training.Split, training.Split]]
+  model: training.ModelRecipe
+  config: StudyConfig
+  smoke_config: StudyConfig
 
 
 def tune(cache: training.RunCache, optimizer_type: str, grid: Sequence[float],
@@ -158,70 +188,115 @@ def _graph_rewrites_disabled():
         {'disable_meta_optimizer': False, **previous})
 
 
-def run_study(config: StudyConfig,
+def run_study(problem: Problem, config: StudyConfig,
               log: Callable[[str], None] = print) -> Dict[str, Any]:
   """Tunes, trains and scores every arm at every batch size.
 
   Args:
-    config: batch sizes, epochs and seeds.
-    log: receives one line per training run.
+    problem: data set and model.
+    config: batch sizes, epochs, seeds, grids and arms.
+    log: receives one progress line per training run.
 
   Returns:
     The JSON-serializable results: config, validation accuracies of every
-    grid point, the chosen learning rates, and per arm and batch size the
-    test accuracy and divergence of every seed.
+    grid point, per arm and batch size the learning rate, its validation
+    accuracy and the test accuracy and divergence of every seed, and every
+    training run with its wall time.
   """
   with _graph_rewrites_disabled():
-    return _run_study(config, log)
+    return _run_study(problem, config, log)
 
 
-def _run_study(config: StudyConfig,
+def _tuning_keys(config: StudyConfig,
+                 retuned_types: Sequence[str]) -> List[training.RunKey]:
+  """The tuning runs: every grid point at the smallest batch, and at every
+  batch size for the optimizers of re-tuned arms."""
+  keys = []
+  for optimizer_type, grid in config.learning_rate_grids.items():
+    batch_sizes = (config.batch_sizes if optimizer_type in retuned_types else
+                   config.batch_sizes[:1])
+    keys += [('tuning', optimizer_type, learning_rate, batch_size, seed)
+             for batch_size in batch_sizes for learning_rate in grid
+             for seed in range(config.tuning_seeds)]
+  return keys
+
+
+def _run_study(problem: Problem, config: StudyConfig,
                log: Callable[[str], None]) -> Dict[str, Any]:
   """`run_study` without the Grappler switch."""
   start_time = time.time()
   load_at_start = os.getloadavg()
-  tuning_split, final_split = training.load_splits()
+  tuning_split, final_split = problem.load_splits()
   cache = training.RunCache({'tuning': tuning_split, 'final': final_split},
-                   config.epochs, log)
+                            problem.model, config.epochs, log)
   smallest = config.batch_sizes[0]
+  grids = {arm.optimizer_type: config.learning_rate_grids[arm.optimizer_type]
+           for arm in config.arms}
+  retuned_types = {arm.optimizer_type for arm in config.arms
+                   if arm.learning_rate_rule == 'retuned'}
+  tuning_keys = _tuning_keys(
+      dataclasses.replace(config, learning_rate_grids=grids), retuned_types)
+  # Until the rates are tuned, the later runs are counted at their most.
+  cache.total = cache.new_runs(tuning_keys) + len(config.arms) * len(
+      config.batch_sizes) * (config.seeds + config.tuning_seeds)
 
-  grids = config.learning_rate_grids
   tuning = {optimizer_type: {} for optimizer_type in grids}
-  tuned_at_smallest = {}
+  tuned = {}  # (optimizer type, batch size) -> best learning rate.
   for optimizer_type, grid in grids.items():
-    tuned_at_smallest[optimizer_type], accuracies = tune(
-        cache, optimizer_type, grid, smallest, config.tuning_seeds)
-    tuning[optimizer_type][batch_label(smallest)] = accuracies
-  retuned = {}
-  for batch_size in config.batch_sizes:
-    retuned[batch_size], accuracies = tune(cache, 'sgd', grids['sgd'],
-                                           batch_size, config.tuning_seeds)
-    tuning['sgd'][batch_label(batch_size)] = accuracies
+    for batch_size in config.batch_sizes:
+      if batch_size == smallest or optimizer_type in retuned_types:
+        tuned[optimizer_type, batch_size], accuracies = tune(
+            cache, optimizer_type, grid, batch_size, config.tuning_seeds)
+        tuning[optimizer_type][batch_label(batch_size)] = accuracies
 
   num_train = len(final_split.train_labels)
-  arms = {}
-  for arm in ARMS:
-    cells = {}
+  learning_rates = {}  # (arm name, batch size) -> learning rate.
+  for arm in config.arms:
     for batch_size in config.batch_sizes:
       if arm.learning_rate_rule == 'retuned':
-        learning_rate = retuned[batch_size]
+        learning_rate = tuned[arm.optimizer_type, batch_size]
       else:
         learning_rate = transferred_learning_rate(
-            arm.learning_rate_rule, tuned_at_smallest[arm.optimizer_type],
+            arm.learning_rate_rule, tuned[arm.optimizer_type, smallest],
             training.resolve_batch_size(batch_size, num_train),
             training.resolve_batch_size(smallest, num_train))
+      learning_rates[arm.name, batch_size] = learning_rate
+  cache.total = len(cache) + cache.new_runs([
+      (split_name, arm.optimizer_type, learning_rates[arm.name, batch_size],
+       batch_size, seed)
+      for arm in config.arms for batch_size in config.batch_sizes
+      for split_name, seeds in (('tuning', config.tuning_seeds),
+                                ('final', config.seeds))
+      for seed in range(seeds)])
+
+  arms = {}
+  for arm in config.arms:
+    cells = {}
+    for batch_size in config.batch_sizes:
+      learning_rate = learning_rates[arm.name, batch_size]
+      validation = [cache.run('tuning', arm.optimizer_type, learning_rate,
+                              batch_size, seed)
+                    for seed in range(config.tuning_seeds)]
       runs = [cache.run('final', arm.optimizer_type, learning_rate,
                         batch_size, seed) for seed in range(config.seeds)]
       cells[batch_label(batch_size)] = {
           'learning_rate': learning_rate,
+          'validation_accuracy': [run.accuracy for run in validation],
           'test_accuracy': [run.accuracy for run in runs],
           'loss_finite': [run.loss_finite for run in runs],
           'diverged': [run.diverged for run in runs],
       }
-    arms[arm.name] = {'label': arm.label, 'cells': cells}
+    arms[arm.name] = {'label': arm.label,
+                      'optimizer_type': arm.optimizer_type,
+                      'learning_rate_rule': arm.learning_rate_rule,
+                      'cells': cells}
 
   return {
       'config': {
+          'problem': problem.name,
+          'title': problem.title,
+          'model': problem.model.description,
+          'lars_exclusions': list(problem.model.lars_exclusions),
           'batch_sizes': [batch_label(b) for b in config.batch_sizes],
           'examples_per_batch': {
               batch_label(b): training.resolve_batch_size(b, num_train)
@@ -234,7 +309,6 @@ def _run_study(config: StudyConfig,
               optimizer_type: list(grid)
               for optimizer_type, grid in grids.items()
           },
-          'hidden_units': list(training.HIDDEN_UNITS),
           'momentum': training.MOMENTUM,
           'warmup_fraction': training.WARMUP_FRACTION,
           'train_examples': num_train,
@@ -249,9 +323,12 @@ def _run_study(config: StudyConfig,
           } for optimizer_type, by_batch in tuning.items()
       },
       'arms': arms,
+      'runs': cache.records(),
       'training_runs': len(cache),
       'wall_time_seconds': time.time() - start_time,
       'cpu_count': os.cpu_count(),
+      'cpu_model': optimizer_step.cpu_model(),
       'load_average_1min': {'start': load_at_start[0],
                             'end': os.getloadavg()[0]},
   }
+

@@ -1,8 +1,8 @@
-"""The large-batch study's report: markdown table, plot and raw results."""
+"""The large-batch study's report: markdown tables, plot and raw results."""
 import json
 import math
 import os
-from typing import Any, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 import matplotlib
 
@@ -23,19 +23,22 @@ def mean_and_sd(values: Sequence[float]) -> Tuple[float, Optional[float]]:
 
 
 
-def format_cell(cell: Mapping[str, Any]) -> str:
+def format_cell(cell: Mapping[str, Any], at_grid_end: bool = False) -> str:
   """A table cell: test accuracy in %, mean ± sd, with its LR and divergences.
 
   Args:
     cell: one arm at one batch size, as in results.json.
+    at_grid_end: marks the learning rate with `*`.
 
   Returns:
     E.g. `97.2 ± 0.4 (lr 0.064; 0/5 diverged)`; the sd is `n/a` for one seed.
   """
   mean, sd = mean_and_sd(cell['test_accuracy'])
   sd_text = 'n/a' if sd is None else f'{100 * sd:.1f}'
-  return (f'{100 * mean:.1f} ± {sd_text} (lr {cell["learning_rate"]:.4g}; '
-          f'{sum(cell["diverged"])}/{len(cell["diverged"])} diverged)')
+  mark = '*' if at_grid_end else ''
+  return (f'{100 * mean:.1f} ± {sd_text} (lr {cell["learning_rate"]:.4g}'
+          f'{mark}; {sum(cell["diverged"])}/{len(cell["diverged"])} '
+          'diverged)')
 
 
 def format_batch_size(label: str, examples_per_batch: int) -> str:
@@ -45,8 +48,16 @@ def format_batch_size(label: str, examples_per_batch: int) -> str:
   return label
 
 
+_RULES = {
+    'linear': 'tuned at batch {smallest} (lr {tuned:.4g}), then scaled by '
+              'batch / {smallest}',
+    'held': 'tuned at batch {smallest} (lr {tuned:.4g}), then held',
+    'retuned': 're-tuned at every batch size over the same grid',
+}
+
+
 def results_table(results: Mapping[str, Any]) -> str:
-  """The markdown report: protocol, the table of arms × batch sizes, timing.
+  """The markdown report: protocol, the tables of arms × batch sizes, timing.
 
   Args:
     results: as returned by `protocol.run_study`.
@@ -57,44 +68,74 @@ def results_table(results: Mapping[str, Any]) -> str:
   config = results['config']
   arms = results['arms']
   smallest = config['batch_sizes'][0]
-  tuned = {name: arms[name]['cells'][smallest]['learning_rate']
-           for name in ('sgd_linear', 'lars_held')}
+  grids = config['learning_rate_grids']
+  tuning = results['tuning_validation_accuracy']
+  exclusions = config['lars_exclusions']
   lines = [
-      '# Large-batch study: LARS vs momentum SGD on scikit-learn digits',
+      f'# Large-batch study: {config["title"]}',
       '',
-      f'Test accuracy (%) of an MLP {tuple(config["hidden_units"])} on the '
-      f'{config["test_examples"]} test digits after training on '
+      f'Test accuracy (%) of an {config["model"]} on the '
+      f'{config["test_examples"]} test images after training on '
       f'{config["train_examples"]}, mean ± sd over {config["seeds"]} '
       f'seed(s); every run has the same budget of {config["epochs"]} epochs, '
-      f'momentum {config["momentum"]}, linear warmup over the first '
-      f'{100 * config["warmup_fraction"]:.0f}% of its steps and cosine decay '
-      'to 0.',
+      f'momentum {config["momentum"]}, no weight decay, linear warmup over '
+      f'the first {100 * config["warmup_fraction"]:.0f}% of its steps and '
+      'cosine decay to 0. LARS: eeta 0.001; ' + (
+          'variables matching ' + ', '.join(f'`{e}`' for e in exclusions) +
+          ' get no layer adaptation (nor weight decay).' if exclusions else
+          'every variable adapted.'),
       '',
       'Tuning: learning rates are picked by mean validation accuracy over '
       f'{config["tuning_seeds"]} seed(s), training on '
-      f'{config["tuning_train_examples"]} of the training digits and '
+      f'{config["tuning_train_examples"]} of the training images and '
       f'validating on the other {config["validation_examples"]} (never the '
-      'test digits); ties go to the smaller rate. SGD grid: '
-      f'{_format_grid(config["learning_rate_grids"]["sgd"])}; LARS grid: '
-      f'{_format_grid(config["learning_rate_grids"]["lars"])}. Arms (a) and '
-      f'(b) are tuned at batch {smallest} (SGD: lr '
-      f'{tuned["sgd_linear"]:.4g}, LARS: lr {tuned["lars_held"]:.4g}); (a) '
-      f'then scales its rate by batch / {smallest}, (b) holds it; (c) is '
-      f're-tuned at every batch size, so at batch {smallest} it is arm (a).',
+      'test images); ties go to the smaller rate. Grids: ' + '; '.join(
+          f'{optimizer_type.upper()} {_format_grid(grid)}'
+          for optimizer_type, grid in grids.items()) + '.',
+      '',
+      'Arms:',
+      '',
+      *(f'- {arm["label"]}: ' + _RULES[arm['learning_rate_rule']].format(
+          smallest=smallest, tuned=arm['cells'][smallest]['learning_rate'])
+        for arm in arms.values()),
       '',
       f'Mean validation accuracy (%) at batch {smallest}, per learning rate '
       '(chosen in bold):',
       '',
-      *(f'- {name}: ' + _format_tuning(
-          results['tuning_validation_accuracy'][optimizer_type][smallest],
-          tuned[arm_name])
-        for name, optimizer_type, arm_name in (
-            ('SGD', 'sgd', 'sgd_linear'), ('LARS', 'lars', 'lars_held'))),
+      *(f'- {optimizer_type.upper()}: ' + _format_tuning(
+          by_batch[smallest], _best(by_batch[smallest]))
+        for optimizer_type, by_batch in tuning.items()),
       '',
       'Diverged: the training loss became non-finite (the run then scores '
       f'chance, {100 * training.CHANCE_ACCURACY:.0f}%) or test accuracy <= '
-      f'{100 * training.DIVERGED_ACCURACY:.0f}%.',
+      f'{100 * training.DIVERGED_ACCURACY:.0f}%. Learning rates marked * are '
+      'at an end of their grid.',
       '',
+      *_table(config, arms, lambda arm, label: format_cell(
+          arm['cells'][label],
+          at_grid_end=_at_grid_end(arm, label, grids))),
+      '',
+      'Validation accuracy (%) of each cell\'s learning rate, mean over the '
+      'tuning seed(s):',
+      '',
+      *_table(config, arms, lambda arm, label: _format_percent(
+          arm['cells'][label]['validation_accuracy'])),
+      '',
+      f'{results["training_runs"]} training runs in '
+      f'{results["wall_time_seconds"] / 60:.1f} min on {results["cpu_count"]} '
+      f'CPU cores ({results.get("cpu_model", "CPU model not recorded")}; '
+      '1-minute load average '
+      f'{results["load_average_1min"]["start"]:.1f} at the start, '
+      f'{results["load_average_1min"]["end"]:.1f} at the end).',
+      '',
+  ]
+  return '\n'.join(lines)
+
+
+def _table(config: Mapping[str, Any], arms: Mapping[str, Any],
+           cell_text: Callable[[Mapping[str, Any], str], str]) -> List[str]:
+  """Markdown rows of a batch size × arm table."""
+  lines = [
       '| batch size | ' + ' | '.join(arm['label'] for arm in arms.values())
       + ' |',
       '|---:|' + '---|' * len(arms),
@@ -102,17 +143,26 @@ def results_table(results: Mapping[str, Any]) -> str:
   for label in config['batch_sizes']:
     examples = config['examples_per_batch'][label]
     lines.append(f'| {format_batch_size(label, examples)} | ' + ' | '.join(
-        format_cell(arm['cells'][label]) for arm in arms.values()) + ' |')
-  lines += [
-      '',
-      f'{results["training_runs"]} training runs in '
-      f'{results["wall_time_seconds"] / 60:.1f} min on {results["cpu_count"]} '
-      'CPU cores (1-minute load average '
-      f'{results["load_average_1min"]["start"]:.1f} at the start, '
-      f'{results["load_average_1min"]["end"]:.1f} at the end).',
-      '',
-  ]
-  return '\n'.join(lines)
+        cell_text(arm, label) for arm in arms.values()) + ' |')
+  return lines
+
+
+def _best(accuracies: Mapping[str, Sequence[float]]) -> float:
+  """The tuned rate: best mean accuracy, the smallest on ties."""
+  return max((float(lr) for lr in accuracies),
+             key=lambda lr: (np.mean(accuracies[repr(lr)]), -lr))
+
+
+def _at_grid_end(arm: Mapping[str, Any], label: str,
+                 grids: Mapping[str, Sequence[float]]) -> bool:
+  """Whether a re-tuned cell's rate is its grid's smallest or largest."""
+  grid = grids[arm['optimizer_type']]
+  return (arm['learning_rate_rule'] == 'retuned' and
+          arm['cells'][label]['learning_rate'] in (grid[0], grid[-1]))
+
+
+def _format_percent(accuracies: Sequence[float]) -> str:
+  return f'{100 * np.mean(accuracies):.1f}'
 
 
 def _format_grid(learning_rates: Sequence[float]) -> str:
@@ -180,7 +230,8 @@ def plot_results(results: Mapping[str, Any], path: str):
                           zip(labels, examples)])
     axes.set_xlabel('batch size (examples)')
     axes.grid(True, alpha=0.3)
-  figure.suptitle(f'Digits MLP, {config["epochs"]} epochs at every batch size')
+  figure.suptitle(f'{config["title"]}: {config["model"]}, '
+                  f'{config["epochs"]} epochs at every batch size', fontsize=10)
   figure.legend(*full_axes.get_legend_handles_labels(), loc='lower center',
                 ncol=4, fontsize=8)
   figure.tight_layout(rect=(0, 0.07, 1, 1))

@@ -1,44 +1,60 @@
 """One training run of the large-batch study, and the cache of runs.
 
-The data (scikit-learn's digits, split for tuning and for the final test),
-the MLP, the optimization config every arm trains with (built by
-official_ext's `OptimizerFactory`), and the training loop of one run.
+The optimization config every arm trains with (built by official_ext's
+`OptimizerFactory`) and the training loop of one run, on any data set's
+`Split` and any `ModelRecipe` (see `problems` for the data sets and models).
 """
 import dataclasses
-from typing import Callable, Dict, Mapping, Tuple, Union
+import time
+from typing import Callable, Dict, List, Mapping, Sequence, Tuple, Union
 
 import numpy as np
-from sklearn import model_selection
 import tensorflow as tf
 import tf_keras
 
-from official_ext.experiments import digits_data
 from official_ext.modeling.optimization import optimizer_factory
 from official_ext.modeling.optimization.configs import optimization_config
 
-NUM_CLASSES = digits_data.NUM_CLASSES
+NUM_CLASSES = 10  # Of every data set the study runs on.
 CHANCE_ACCURACY = 1.0 / NUM_CLASSES
 # A run diverged if its training loss became non-finite or its accuracy
 # ended no better than this: twice chance, i.e. the model learned nothing.
 DIVERGED_ACCURACY = 2 * CHANCE_ACCURACY
-
-TEST_EXAMPLES = 360  # 1797 digits -> 1437 training + 360 test images.
-VALIDATION_EXAMPLES = 287  # Held out of the 1437 for tuning: 20%.
-SPLIT_SEED = 0
-HIDDEN_UNITS = (128, 128)
 
 MOMENTUM = 0.9
 WARMUP_FRACTION = 0.1
 FULL_BATCH = 'full'
 BatchSize = Union[int, str]
 
+
 @dataclasses.dataclass(frozen=True)
 class Split:
-  """Images a run trains on and the held-out images it is scored on."""
+  """Images a run trains on and the held-out images it is scored on.
+
+  Images are float32 [N, features], labels int32 [N].
+  """
   train_images: np.ndarray
   train_labels: np.ndarray
   eval_images: np.ndarray
   eval_labels: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRecipe:
+  """The model every run trains, and how LARS treats its variables.
+
+  Attributes:
+    description: what the model is, for the report, e.g. `MLP 64-128-10`.
+    build: number of input features -> a fresh model returning
+      `NUM_CLASSES` logits.
+    lars_exclusions: regexes of variable names LARS gives neither weight
+      decay nor layer adaptation (its `exclude_from_weight_decay` and
+      `exclude_from_layer_adaptation`); empty for LARS's defaults, which
+      adapt every variable.
+  """
+  description: str
+  build: Callable[[int], tf_keras.Model]
+  lars_exclusions: Tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,43 +67,13 @@ class RunResult:
       are then meaningless.
     loss_finite: whether every training loss was finite.
     diverged: loss not finite, or accuracy <= `DIVERGED_ACCURACY`.
+    wall_time_seconds: time the run took, model building and scoring
+      included.
   """
   accuracy: float
   loss_finite: bool
   diverged: bool
-
-
-def load_splits() -> Tuple[Split, Split]:
-  """Splits the digits into the tuning and the final split.
-
-  Both are stratified with a fixed seed. The final split trains on 1437
-  images and scores on the 360 test images; the tuning split trains on 1150
-  of the 1437 and scores on the other 287, so tuning never sees the test set.
-
-  Returns:
-    (tuning, final); images are float32 [N, 64] in [0, 1], labels int32 [N].
-  """
-  images, labels = digits_data.load_digits()
-  images = images.reshape(len(images), -1)
-  train_images, test_images, train_labels, test_labels = (
-      model_selection.train_test_split(
-          images, labels, test_size=TEST_EXAMPLES, stratify=labels,
-          random_state=SPLIT_SEED))
-  fit_images, val_images, fit_labels, val_labels = (
-      model_selection.train_test_split(
-          train_images, train_labels, test_size=VALIDATION_EXAMPLES,
-          stratify=train_labels, random_state=SPLIT_SEED))
-  return (Split(fit_images, fit_labels, val_images, val_labels),
-          Split(train_images, train_labels, test_images, test_labels))
-
-
-def build_model(num_features: int) -> tf_keras.Model:
-  """The classifier: ReLU MLP with `HIDDEN_UNITS`, returning logits."""
-  layers = [tf_keras.Input(shape=(num_features,))]
-  layers += [tf_keras.layers.Dense(units, activation='relu')
-             for units in HIDDEN_UNITS]
-  layers.append(tf_keras.layers.Dense(NUM_CLASSES))
-  return tf_keras.Sequential(layers, name='digits_mlp')
+  wall_time_seconds: float
 
 
 def resolve_batch_size(batch_size: BatchSize, num_examples: int) -> int:
@@ -101,26 +87,32 @@ def warmup_steps(total_steps: int) -> int:
 
 
 def build_optimization_config(
-    optimizer_type: str, learning_rate: float,
-    total_steps: int) -> optimization_config.OptimizationConfig:
+    optimizer_type: str, learning_rate: float, total_steps: int,
+    lars_exclusions: Sequence[str] = ()
+) -> optimization_config.OptimizationConfig:
   """The config every arm trains with, but for the optimizer and peak LR.
 
   Args:
-    optimizer_type: `sgd` or `lars`; both with momentum `MOMENTUM`, LARS with
-      its other defaults (eeta 0.001, no weight decay, every variable
-      adapted).
+    optimizer_type: `sgd` or `lars`; both with momentum `MOMENTUM` and no
+      weight decay, LARS with its other defaults (eeta 0.001).
     learning_rate: the peak learning rate, reached at the end of the warmup.
     total_steps: training steps of the run, at least 2 (warmup, then decay).
+    lars_exclusions: regexes of the variables LARS neither decays nor adapts,
+      set as a Model Garden user sets them; empty: every variable adapted.
 
   Returns:
     An OptimizationConfig: linear warmup from 0 over `warmup_steps`, then
     cosine decay to 0 at `total_steps`.
   """
   warmup = warmup_steps(total_steps)
+  optimizer = {'momentum': MOMENTUM}
+  if optimizer_type == 'lars' and lars_exclusions:
+    optimizer['exclude_from_weight_decay'] = list(lars_exclusions)
+    optimizer['exclude_from_layer_adaptation'] = list(lars_exclusions)
   return optimization_config.OptimizationConfig({
       'optimizer': {
           'type': optimizer_type,
-          optimizer_type: {'momentum': MOMENTUM},
+          optimizer_type: optimizer,
       },
       'learning_rate': {
           'type': 'cosine',
@@ -193,13 +185,14 @@ def _fit(model: tf_keras.Model, optimizer: tf_keras.optimizers.Optimizer,
   return bool(train(images, labels, batches))
 
 
-def train_and_evaluate(split: Split, optimizer_type: str, learning_rate: float,
-                       batch_size: BatchSize, epochs: int,
-                       seed: int) -> RunResult:
+def train_and_evaluate(split: Split, model: ModelRecipe, optimizer_type: str,
+                       learning_rate: float, batch_size: BatchSize,
+                       epochs: int, seed: int) -> RunResult:
   """Trains a fresh model with the factory's optimizer and scores it.
 
   Args:
     split: training and held-out images.
+    model: the model and LARS's exclusions.
     optimizer_type: `sgd` or `lars`.
     learning_rate: peak learning rate.
     batch_size: examples per batch, or `FULL_BATCH`.
@@ -207,53 +200,86 @@ def train_and_evaluate(split: Split, optimizer_type: str, learning_rate: float,
     seed: seeds the initial weights and the batch order.
 
   Returns:
-    The run's held-out accuracy and divergence.
+    The run's held-out accuracy, divergence and wall time.
   """
+  start_time = time.time()
   num_examples = len(split.train_labels)
   examples_per_batch = resolve_batch_size(batch_size, num_examples)
   batches = batch_indices(num_examples, examples_per_batch, epochs, seed)
   factory = optimizer_factory.OptimizerFactory(
-      build_optimization_config(optimizer_type, learning_rate, len(batches)))
+      build_optimization_config(optimizer_type, learning_rate, len(batches),
+                                model.lars_exclusions))
   optimizer = factory.build_optimizer(factory.build_learning_rate())
   tf_keras.utils.set_random_seed(seed)
-  model = build_model(split.train_images.shape[1])
-  loss_finite = _fit(model, optimizer, split.train_images, split.train_labels,
-                     batches)
+  network = model.build(split.train_images.shape[1])
+  loss_finite = _fit(network, optimizer, split.train_images,
+                     split.train_labels, batches)
   if loss_finite:
-    predictions = np.argmax(model(split.eval_images).numpy(), axis=1)
+    predictions = np.argmax(network(split.eval_images).numpy(), axis=1)
     accuracy = float(np.mean(predictions == split.eval_labels))
   else:
     accuracy = CHANCE_ACCURACY
   tf_keras.backend.clear_session()
   return RunResult(accuracy, loss_finite,
-                   not loss_finite or accuracy <= DIVERGED_ACCURACY)
+                   not loss_finite or accuracy <= DIVERGED_ACCURACY,
+                   time.time() - start_time)
+
+
+RunKey = Tuple[str, str, float, BatchSize, int]
 
 
 class RunCache:
   """Runs each (split, optimizer, LR, batch size, seed) once and remembers it.
 
-  Arms share runs: at the smallest batch, arm (a) and arm (c) tune over the
-  same SGD grid and may pick the same learning rate.
+  Arms share runs: at the smallest batch, an arm tuned there and the arm
+  re-tuned at every batch size tune over the same grid. Each new run logs a
+  progress line: runs done of `total` (the runs planned so far, set by the
+  caller) and the time left at the mean pace of the runs so far.
   """
 
-  def __init__(self, splits: Mapping[str, Split], epochs: int,
-               log: Callable[[str], None]):
+  def __init__(self, splits: Mapping[str, Split], model: ModelRecipe,
+               epochs: int, log: Callable[[str], None]):
     self._splits = splits
+    self._model = model
     self._epochs = epochs
     self._log = log
-    self._results: Dict[Tuple[str, str, float, BatchSize, int], RunResult] = {}
+    self._results: Dict[RunKey, RunResult] = {}
+    self.total = 0
 
   def __len__(self) -> int:
     return len(self._results)
+
+  def new_runs(self, keys: Sequence[RunKey]) -> int:
+    """How many of `keys` (duplicates counted once) have not run yet."""
+    return len(set(keys) - set(self._results))
 
   def run(self, split_name: str, optimizer_type: str, learning_rate: float,
           batch_size: BatchSize, seed: int) -> RunResult:
     key = (split_name, optimizer_type, learning_rate, batch_size, seed)
     if key not in self._results:
-      self._results[key] = train_and_evaluate(
-          self._splits[split_name], optimizer_type, learning_rate, batch_size,
-          self._epochs, seed)
-      self._log(f'{split_name:6s} {optimizer_type:4s} lr={learning_rate:<8.4g} '
-                f'batch={batch_size!s:4s} seed={seed} -> '
-                f'{self._results[key]}')
+      result = train_and_evaluate(
+          self._splits[split_name], self._model, optimizer_type,
+          learning_rate, batch_size, self._epochs, seed)
+      self._results[key] = result
+      done = len(self._results)
+      elapsed = sum(r.wall_time_seconds for r in self._results.values())
+      left_minutes = elapsed / done * max(self.total - done, 0) / 60
+      self._log(f'[{done}/{max(self.total, done)}, ~{left_minutes:.0f} min '
+                f'left] {split_name:6s} {optimizer_type:4s} '
+                f'lr={learning_rate:<8.4g} batch={batch_size!s:5s} '
+                f'seed={seed} -> accuracy {result.accuracy:.4f}'
+                f'{" DIVERGED" if result.diverged else ""} '
+                f'({result.wall_time_seconds:.1f} s)')
     return self._results[key]
+
+  def records(self) -> List[Dict[str, object]]:
+    """Every run, in the order they ran, as JSON-serializable dicts."""
+    return [{
+        'split': split_name,
+        'optimizer': optimizer_type,
+        'learning_rate': learning_rate,
+        'batch_size': str(batch_size),
+        'seed': seed,
+        **dataclasses.asdict(result),
+    } for (split_name, optimizer_type, learning_rate, batch_size, seed),
+          result in self._results.items()]

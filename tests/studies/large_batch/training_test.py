@@ -3,7 +3,6 @@ import math
 
 import numpy as np
 import pytest
-from sklearn import datasets
 import tf_keras
 
 from official_ext.modeling.optimization import lars
@@ -47,26 +46,46 @@ def test_batch_indices_draw_each_epoch_without_replacement():
   assert not np.array_equal(batches[:3], batches[3:6])
 
 
-def _rows(images):
-  """The images as a sorted list of bytes: a multiset, for comparisons."""
-  return sorted(image.tobytes() for image in images)
+def test_lars_exclusions_go_to_both_purposes_and_not_to_sgd():
+  exclusions = ('batch_normalization', 'bias')
+  lars_config = training.build_optimization_config('lars', 1.0, 10,
+                                                   exclusions).optimizer.lars
+  sgd_config = training.build_optimization_config('sgd', 1.0, 10,
+                                                  exclusions).optimizer.sgd
+
+  assert lars_config.exclude_from_weight_decay == list(exclusions)
+  assert lars_config.exclude_from_layer_adaptation == list(exclusions)
+  assert lars_config.weight_decay_rate == 0.0
+  assert not hasattr(sgd_config, 'exclude_from_layer_adaptation')
+  # Without exclusions LARS keeps its defaults: every variable adapted.
+  default = training.build_optimization_config('lars', 1.0, 10).optimizer.lars
+  assert default.exclude_from_weight_decay is None
+  assert default.exclude_from_layer_adaptation is None
 
 
-def test_splits_are_stratified_nested_and_hold_every_digit_once():
-  tuning, final = training.load_splits()
+def test_run_cache_runs_each_key_once_and_records_it():
+  rng = np.random.RandomState(0)
+  images = rng.rand(64, 4).astype(np.float32)
+  labels = (images[:, 0] > 0.5).astype(np.int32)
+  split = training.Split(images, labels, images, labels)
+  model = training.ModelRecipe(
+      'linear', lambda n: tf_keras.Sequential(
+          [tf_keras.Input(shape=(n,)), tf_keras.layers.Dense(10)]))
+  lines = []
+  cache = training.RunCache({'tuning': split}, model, epochs=2,
+                            log=lines.append)
+  cache.total = 2
 
-  assert final.train_images.shape == (1437, 64)
-  assert final.eval_images.shape == (360, 64)
-  assert tuning.train_images.shape == (1150, 64)
-  assert tuning.eval_images.shape == (287, 64)
-  # Tuning splits the final training images and never sees the test images.
-  assert _rows(np.concatenate([tuning.train_images, tuning.eval_images])) == (
-      _rows(final.train_images))
-  digits = datasets.load_digits()
-  everything = (digits.data / 16.0).astype(np.float32)
-  assert _rows(np.concatenate([final.train_images, final.eval_images])) == (
-      _rows(everything))
-  # Stratified: each class's share of the test set is its share overall.
-  np.testing.assert_allclose(
-      np.bincount(final.eval_labels) / 360,
-      np.bincount(digits.target) / len(digits.target), atol=1 / 360)
+  first = cache.run('tuning', 'sgd', 0.1, 16, 0)
+  again = cache.run('tuning', 'sgd', 0.1, 16, 0)
+  cache.run('tuning', 'lars', 1.0, 16, 0)
+
+  assert again is first and len(cache) == 2 and len(lines) == 2
+  assert lines[0].startswith('[1/2, ~') and lines[1].startswith('[2/2, ~0 min')
+  assert cache.new_runs([('tuning', 'sgd', 0.1, 16, 0),
+                         ('tuning', 'sgd', 0.2, 16, 0),
+                         ('tuning', 'sgd', 0.2, 16, 0)]) == 1
+  records = cache.records()
+  assert [r['optimizer'] for r in records] == ['sgd', 'lars']
+  assert records[0]['accuracy'] == first.accuracy
+  assert records[0]['wall_time_seconds'] == first.wall_time_seconds > 0
