@@ -18,6 +18,8 @@ from typing import List, Tuple
 from packaging import specifiers
 import pytest
 
+from tests import required_or_skipped
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 REQUIRE_NETWORK = 'OFFICIAL_EXT_REQUIRE_NETWORK'
 # CPython minor versions worth asking about.
@@ -75,11 +77,8 @@ def _resolves(version: str, wheel_dir: pathlib.Path,
 def test_exactly_the_admitted_pythons_resolve(tmp_path):
   if _pip('download', '--no-deps', '--dest', str(tmp_path / 'probe'),
           PURE_PYTHON_SDISTS[0]).returncode != 0:
-    if os.environ.get(REQUIRE_NETWORK) == '1':
-      pytest.fail(f'pip cannot reach the package registry '
-                  f'({REQUIRE_NETWORK}=1)')
-    pytest.skip(f'pip cannot reach the package registry; set '
-                f'{REQUIRE_NETWORK}=1 to make this a failure')
+    required_or_skipped.skip_or_fail('pip cannot reach the package registry',
+                                     REQUIRE_NETWORK)
   wheel_dir = tmp_path / 'wheels'
   built = _pip('wheel', '--no-deps', f'--wheel-dir={wheel_dir}',
                *PURE_PYTHON_SDISTS)

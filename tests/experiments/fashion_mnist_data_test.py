@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from official_ext.experiments import fashion_mnist_data
+from tests import required_or_skipped
 
 _SMALL = {'train': 12, 'test': 5}
 
@@ -148,6 +149,10 @@ def test_stand_in_data_is_readable_and_learnable_by_class_means(tmp_path):
 
 
 def test_installed_data_set_has_the_published_counts_and_balance():
+  if not os.path.isdir(fashion_mnist_data.DEFAULT_DATA_DIR):
+    required_or_skipped.skip_or_fail(
+        f'{fashion_mnist_data.DEFAULT_DATA_DIR} is missing (apt-get install '
+        f'dataset-fashion-mnist)', 'OFFICIAL_EXT_REQUIRE_STUDY_DATA')
   data = fashion_mnist_data.load_fashion_mnist()
 
   for subset, count in fashion_mnist_data.EXAMPLES.items():

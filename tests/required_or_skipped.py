@@ -1,0 +1,21 @@
+"""Tests that need something beyond the test extra: skipped, or failed in CI.
+
+A fresh machine may lack what `pip install -e ".[test]"` cannot install (the
+package registry, a Debian package); such a test skips there with one reason,
+and `.ci/run` sets the named environment variable so that it fails instead.
+"""
+import os
+
+import pytest
+
+
+def skip_or_fail(missing: str, required_by: str):
+  """Skips the calling test, or fails it if `required_by`=1 is set.
+
+  Args:
+    missing: what is missing, said in the message.
+    required_by: the environment variable that makes it required.
+  """
+  if os.environ.get(required_by) == '1':
+    pytest.fail(f'{missing} ({required_by}=1)')
+  pytest.skip(f'{missing}; set {required_by}=1 to make this a failure')
