@@ -59,6 +59,22 @@ def optimizer_variable_key(variable: Any) -> str:
   return var_key(variable)
 
 
+def create_optimizer_weights(optimizer: Any, variables: Iterable[Any]):
+  """Creates a tf_keras legacy optimizer's slots and iterations now.
+
+  What the optimizer's first `apply_gradients` would create; created eagerly,
+  they are not created while a `tf.function` is traced, which would trace it
+  twice.
+
+  Args:
+    optimizer: a tf_keras legacy (OptimizerV2) optimizer.
+    variables: the variables it will update.
+  """
+  create = _attribute(optimizer, '_create_all_weights',
+                      'tf_keras OptimizerV2._create_all_weights', 'tf_keras')
+  create(list(variables))
+
+
 def variable_shared_name(variable: Any) -> str:
   """A tf.Variable's name without `:0`, the same on every replica.
 

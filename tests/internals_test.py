@@ -90,3 +90,11 @@ def test_distributed_container_of_each_replica_component():
   for component in components:
     assert internals.distributed_container(component) is variable
   assert internals.distributed_container(tf.Variable(1.0)) is None
+
+
+def test_create_optimizer_weights_makes_slots_and_iterations_eagerly():
+  variable = tf.Variable([1.0, 2.0])
+  optimizer = tf_keras.optimizers.legacy.SGD(momentum=0.9)
+  internals.create_optimizer_weights(optimizer, [variable])
+  assert optimizer.get_slot(variable, 'momentum').shape == (2,)
+  assert int(optimizer.iterations) == 0

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from official_ext import internals
 from official_ext.modeling.optimization import optimizer_factory
 from official_ext.modeling.optimization.configs import optimization_config
 
@@ -165,8 +166,7 @@ def _fit(model: tf_keras.Model, optimizer: tf_keras.optimizers.Optimizer,
   loss_fn = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
   # Variables created while tracing make tf.function trace twice; the slots
   # created here, eagerly, halve the tracing time that dominates short runs.
-  # pylint: disable-next=protected-access
-  optimizer._create_all_weights(model.trainable_variables)
+  internals.create_optimizer_weights(optimizer, model.trainable_variables)
 
   @tf.function
   def train(images, labels, batches):
