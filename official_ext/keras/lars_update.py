@@ -56,8 +56,12 @@ def _norm_precision(x: Any) -> Any:
 def inner_product(x: Any, y: Any) -> Any:
   """`⟨x, y⟩` over all elements; float32 for half-precision input.
 
-  One elementwise product reduced by `sum`, which XLA fuses into one pass
-  over `x` and `y`.
+  Summed by rows of the last dimension, then the row sums by a dot with
+  ones, as official_ext's tf_keras LARS computes its norms under XLA
+  (`lars_update.xla_l2_norm`): XLA's CPU backend runs the row sums in
+  parallel, where TensorFlow's XLA runs a whole-tensor `sum` several times
+  slower; on JAX both forms take the same time. Each product is fused into
+  its reduction: one pass over `x` and `y`.
 
   Args:
     x: a tensor.
@@ -66,7 +70,11 @@ def inner_product(x: Any, y: Any) -> Any:
   Returns:
     A scalar.
   """
-  return ops.sum(_norm_precision(x) * _norm_precision(y))
+  columns = max(x.shape[-1], 1) if len(x.shape) else 1
+  row_sums = ops.sum(
+      ops.reshape(_norm_precision(x) * _norm_precision(y), (-1, columns)),
+      axis=1)
+  return ops.dot(row_sums, ops.ones_like(row_sums))
 
 
 def l2_norm(x: Any) -> Any:
