@@ -59,8 +59,8 @@ def inner_product(x: Any, y: Any) -> Any:
   Summed by rows of the last dimension, then the row sums by a dot with
   ones, as official_ext's tf_keras LARS computes its norms under XLA
   (`lars_update.xla_l2_norm`): XLA's CPU backend runs the row sums in
-  parallel, where TensorFlow's XLA runs a whole-tensor `sum` several times
-  slower; on JAX both forms take the same time. Each product is fused into
+  parallel, and TensorFlow's XLA runs a whole-tensor `sum` slower; on JAX
+  both forms take the same time. Each product is fused into
   its reduction: one pass over `x` and `y`.
 
   Args:
