@@ -31,6 +31,7 @@ from typing import Any, Callable, Dict, List, Sequence
 from absl import app
 from absl import flags
 
+from official_ext.benchmarks import optimizer_runs
 from official_ext.keras import benchmark_optimizers
 
 BACKENDS = ('tensorflow', 'jax', 'torch')
@@ -116,7 +117,6 @@ def _torch_burst(optimizer, variables, gradients) -> Callable[[int], None]:
 
 def _tf_keras_lars_burst(specs, gradients) -> Callable[[int], None]:
   """`burst(steps)` of official_ext's tf_keras LARS, XLA-compiled."""
-  from official_ext.benchmarks import optimizer_runs  # pylint: disable=g-import-not-at-top
   runner = optimizer_runs.make_runner(
       optimizer_runs.contender('official_ext_lars'), specs, gradients,
       jit_compile=True)
