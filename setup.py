@@ -30,5 +30,8 @@ setuptools.setup(
         # pip install torch==2.13.0 --index-url
         # https://download.pytorch.org/whl/cpu
         'torch': ['torch==2.13.0'],
+        # optax's `lars` in `python -m official_ext.keras.benchmark`'s JAX
+        # table; never imported by the optimizers.
+        'benchmark': ['optax~=0.2.8'],
     },
 )

@@ -1,23 +1,24 @@
 """Step time of the Keras 3 LARS next to Keras 3's momentum SGD.
 
-    python -m official_ext.keras.benchmark [--backends=tensorflow,jax]
+    python -m official_ext.keras.benchmark [--backends=tensorflow,jax,torch]
         [--workloads=resnet50,many_small,bert_base] [--repeats=7]
         [--steps_per_repeat=10] [--quick] [--output=FILE]
 
 The workloads are the tf_keras benchmark's variable shapes
-(`official_ext.benchmarks.workloads`), LARS gets that benchmark's settings
-(`official_ext.benchmarks.optimizer_runs`), and SGD the same learning rate and
-momentum. Each backend runs in its own process (KERAS_BACKEND is fixed at
-import), with the step compiled as Keras compiles it in `fit`: XLA on
-TensorFlow (`tf.function(jit_compile=True)`), `jax.jit` of `stateless_apply`
-on JAX. In that process the two optimizers update their own variables with
-the same fixed gradients, in interleaved timed bursts; the table gives the
-median over bursts of the time per step and the ratio of the medians.
+(`official_ext.benchmarks.workloads`); the optimizers and their settings are
+`benchmark_optimizers`'. Each backend runs in its own process (KERAS_BACKEND
+is fixed at import), with the step run as Keras runs it in `fit`: XLA on
+TensorFlow (`tf.function(jit_compile=True)` around `optimizer.apply`),
+`jax.jit` of `stateless_apply` with donated buffers on JAX, eager
+`optimizer.apply` on PyTorch. The TensorFlow process also runs official_ext's
+tf_keras LARS under XLA, the JAX process optax's `lars` when optax is
+installed. In each process the optimizers update their own variables with the
+same fixed gradients, in interleaved timed bursts; the table gives the median
+over bursts of the time per step and its ratio to Keras 3's momentum SGD's.
 """
 
 import contextlib
 import datetime
-import functools
 import gc
 import json
 import os
@@ -30,8 +31,12 @@ from typing import Any, Callable, Dict, List, Sequence
 from absl import app
 from absl import flags
 
-BACKENDS = ('tensorflow', 'jax')
-OPTIMIZERS = ('LARS', 'SGD')
+from official_ext.benchmarks import optimizer_runs
+from official_ext.keras import benchmark_optimizers
+
+BACKENDS = ('tensorflow', 'jax', 'torch')
+# The row of official_ext's tf_keras LARS in the TensorFlow process.
+TF_KERAS_LARS_LABEL = 'tf_keras LARS (official_ext), XLA'
 _RESULT_PREFIX = 'RESULT '
 
 flags.DEFINE_list('backends', list(BACKENDS),
@@ -66,19 +71,6 @@ def _keras_variables(keras, specs, values) -> List[Any]:
   return variables
 
 
-def _make_optimizer(keras, which: str):
-  """LARS with the tf_keras benchmark's settings, or SGD with its momentum."""
-  from official_ext.benchmarks import optimizer_runs  # pylint: disable=g-import-not-at-top
-  from official_ext.keras import LARS  # pylint: disable=g-import-not-at-top
-  if which == 'LARS':
-    return LARS(optimizer_runs.LEARNING_RATE, optimizer_runs.MOMENTUM,
-                optimizer_runs.WEIGHT_DECAY_RATE,
-                exclude_from_weight_decay=list(
-                    optimizer_runs.EXCLUDE_FROM_WEIGHT_DECAY))
-  return keras.optimizers.SGD(optimizer_runs.LEARNING_RATE,
-                              momentum=optimizer_runs.MOMENTUM)
-
-
 def _tensorflow_burst(optimizer, variables, gradients) -> Callable[[int], None]:
   """`burst(steps)` running XLA-compiled `optimizer.apply` steps."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -96,26 +88,80 @@ def _tensorflow_burst(optimizer, variables, gradients) -> Callable[[int], None]:
   return burst
 
 
-def _jax_burst(optimizer, variables, gradients) -> Callable[[int], None]:
-  """`burst(steps)` running `jax.jit`-compiled `stateless_apply` steps."""
+def _jax_burst(jax_step: benchmark_optimizers.JaxStep,
+               gradients) -> Callable[[int], None]:
+  """`burst(steps)` running a `benchmark_optimizers` JAX step."""
   import jax  # pylint: disable=g-import-not-at-top
-  optimizer.build(variables)
-  state = {'trainable': [v.value for v in variables],
-           'optimizer': [v.value for v in optimizer.variables]}
-
-  # Donated: each step's new values reuse the buffers of the previous ones,
-  # so BERT-base's two optimizers fit in memory as in training.
-  @functools.partial(jax.jit, donate_argnums=(0, 1))
-  def step(trainable, optimizer_values, grads):
-    return optimizer.stateless_apply(optimizer_values, grads, trainable)
+  step, state = jax_step
+  state = list(state)
 
   def burst(steps: int):
     for _ in range(steps):
-      state['trainable'], state['optimizer'] = step(
-          state['trainable'], state['optimizer'], gradients)
-    jax.block_until_ready(state['trainable'])
+      state[:] = step(*state, gradients)
+    jax.block_until_ready(state[0])
 
   return burst
+
+
+def _torch_burst(optimizer, variables, gradients) -> Callable[[int], None]:
+  """`burst(steps)` running eager `optimizer.apply` steps, as `fit` does."""
+  optimizer.build(variables)
+
+  def burst(steps: int):
+    for _ in range(steps):
+      optimizer.apply(gradients, variables)
+    # CPU kernels run synchronously: the last step is done on return.
+
+  return burst
+
+
+def _tf_keras_lars_burst(specs, gradients) -> Callable[[int], None]:
+  """`burst(steps)` of official_ext's tf_keras LARS, XLA-compiled."""
+  runner = optimizer_runs.make_runner(
+      optimizer_runs.contender('official_ext_lars'), specs, gradients,
+      jit_compile=True)
+  return runner.run_burst
+
+
+def _bursts(backend: str, specs, values, gradients
+           ) -> Dict[str, Callable[[int], None]]:
+  """Each compared optimizer's `burst(steps)` on its own variables, by label.
+
+  Args:
+    backend: the Keras backend of this process.
+    specs: the workload's variables.
+    values: their initial values (numpy).
+    gradients: one fixed gradient per variable, backend tensors.
+
+  Returns:
+    `{label: burst}`, the Keras 3 LARS first and Keras 3 SGD last.
+  """
+  import keras  # pylint: disable=g-import-not-at-top
+  lars = benchmark_optimizers.LARS_LABEL
+  sgd = benchmark_optimizers.SGD_LABEL
+
+  def variables():
+    return _keras_variables(keras, specs, values)
+
+  if backend == 'jax':
+    steps = {lars: benchmark_optimizers.jax_keras_step(
+        benchmark_optimizers.make_lars(), variables())}
+    if benchmark_optimizers.optax_available():
+      steps[benchmark_optimizers.OPTAX_LABEL] = (
+          benchmark_optimizers.jax_optax_step(variables()))
+    steps[sgd] = benchmark_optimizers.jax_keras_step(
+        benchmark_optimizers.make_sgd(), variables())
+    return {label: _jax_burst(step, gradients)
+            for label, step in steps.items()}
+  make_burst = {'tensorflow': _tensorflow_burst,
+                'torch': _torch_burst}[backend]
+  bursts = {lars: make_burst(benchmark_optimizers.make_lars(), variables(),
+                             gradients)}
+  if backend == 'tensorflow':
+    bursts[TF_KERAS_LARS_LABEL] = _tf_keras_lars_burst(specs, gradients)
+  bursts[sgd] = make_burst(benchmark_optimizers.make_sgd(), variables(),
+                           gradients)
+  return bursts
 
 
 def measure_backend(workload_names: Sequence[str], quick: bool, repeats: int,
@@ -133,32 +179,29 @@ def measure_backend(workload_names: Sequence[str], quick: bool, repeats: int,
     warmup_steps: untimed steps after the compiling first one.
 
   Returns:
-    `{workload: {optimizer: [seconds per step of each burst]}}`.
+    `{workload: {optimizer label: [seconds per step of each burst]}}`, with
+    Keras 3's momentum SGD last.
   """
   import keras  # pylint: disable=g-import-not-at-top
   from official_ext.benchmarks import workloads  # pylint: disable=g-import-not-at-top
-  make_burst = {'tensorflow': _tensorflow_burst,
-                'jax': _jax_burst}[keras.backend.backend()]
+  backend = keras.backend.backend()
   results = {}
   for name in workload_names:
     specs = workloads.workload_specs(name, quick)
     values = [v.numpy() for v in workloads.make_variables(specs)]
     gradients = [keras.ops.convert_to_tensor(g.numpy())
                  for g in workloads.gradients(specs)]
-    bursts = {}
-    for which in OPTIMIZERS:
-      bursts[which] = make_burst(_make_optimizer(keras, which),
-                                 _keras_variables(keras, specs, values),
-                                 gradients)
-      bursts[which](1 + warmup_steps)
+    bursts = _bursts(backend, specs, values, gradients)
     del values
-    times = {which: [] for which in OPTIMIZERS}
-    # Interleaved, so that drift in machine load hits both optimizers.
+    for burst in bursts.values():
+      burst(1 + warmup_steps)
+    times = {label: [] for label in bursts}
+    # Interleaved, so that drift in machine load hits every optimizer.
     for _ in range(repeats):
-      for which, burst in bursts.items():
+      for label, burst in bursts.items():
         start = time.perf_counter()
         burst(steps_per_repeat)
-        times[which].append((time.perf_counter() - start) / steps_per_repeat)
+        times[label].append((time.perf_counter() - start) / steps_per_repeat)
     results[name] = times
     # Frees this workload's variables and compiled steps before the next.
     del bursts, gradients
@@ -195,23 +238,25 @@ def run_worker(backend: str, argv: Sequence[str]) -> Dict[str, Any]:
 
 def format_table(results: Dict[str, Dict[str, Dict[str, List[float]]]]
                 ) -> str:
-  """Markdown table of medians, per workload and backend.
+  """Markdown table of medians, per workload, backend and optimizer.
 
   Args:
     results: `{backend: measure_backend(...)}`.
 
   Returns:
-    The table, one row per workload and backend.
+    The table; each median step also as a ratio to Keras 3's momentum SGD on
+    the same workload and backend.
   """
-  rows = ['| workload | backend | LARS median step (ms) | '
-          'SGD momentum median step (ms) | LARS / SGD |',
-          '|---|---|---:|---:|---:|']
+  rows = ['| workload | backend | optimizer | median step (ms) | '
+          f'÷ {benchmark_optimizers.SGD_LABEL} |',
+          '|---|---|---|---:|---:|']
   for backend, workloads_times in results.items():
     for workload, times in workloads_times.items():
-      lars_ms, sgd_ms = (1e3 * statistics.median(times[which])
-                         for which in OPTIMIZERS)
-      rows.append(f'| {workload} | {backend} | {lars_ms:.2f} | {sgd_ms:.2f} '
-                  f'| {lars_ms / sgd_ms:.2f} |')
+      baseline = statistics.median(times[benchmark_optimizers.SGD_LABEL])
+      for label, seconds in times.items():
+        median = statistics.median(seconds)
+        rows.append(f'| {workload} | {backend} | {label} | {1e3 * median:.2f} '
+                    f'| {median / baseline:.2f} |')
   return '\n'.join(rows)
 
 

@@ -21,8 +21,8 @@ from official_ext.modeling.optimization import lars_options
 
 # The trust-ratio formulas of `lars_math`, computed with `keras.ops`.
 KERAS_OPS = lars_math.Ops(
-    where=ops.where, minimum=ops.minimum, ones_like=ops.ones_like,
-    cast_like=lambda x, y: ops.cast(x, ops.dtype(y)))
+    where=ops.where, minimum=ops.minimum, maximum=ops.maximum, sqrt=ops.sqrt,
+    ones_like=ops.ones_like, cast_like=lambda x, y: ops.cast(x, ops.dtype(y)))
 
 _HALF_DTYPES = ('float16', 'bfloat16')
 
@@ -47,6 +47,36 @@ class UpdateRule:
   trust_ratio: lars_math.TrustRatioOptions = lars_math.TrustRatioOptions()
 
 
+def _norm_precision(x: Any) -> Any:
+  """`x`, upcast to float32 if half precision, so that sums neither overflow
+  nor lose precision over millions of elements."""
+  return ops.cast(x, 'float32') if ops.dtype(x) in _HALF_DTYPES else x
+
+
+def inner_product(x: Any, y: Any) -> Any:
+  """`⟨x, y⟩` over all elements; float32 for half-precision input.
+
+  Summed by rows of the last dimension, then the row sums by a dot with
+  ones, as official_ext's tf_keras LARS computes its norms under XLA
+  (`lars_update.xla_l2_norm`): XLA's CPU backend runs the row sums in
+  parallel, and TensorFlow's XLA runs a whole-tensor `sum` slower; on JAX
+  both forms take the same time. Each product is fused into
+  its reduction: one pass over `x` and `y`.
+
+  Args:
+    x: a tensor.
+    y: a tensor of `x`'s shape and dtype.
+
+  Returns:
+    A scalar.
+  """
+  columns = max(x.shape[-1], 1) if len(x.shape) else 1
+  row_sums = ops.sum(
+      ops.reshape(_norm_precision(x) * _norm_precision(y), (-1, columns)),
+      axis=1)
+  return ops.dot(row_sums, ops.ones_like(row_sums))
+
+
 def l2_norm(x: Any) -> Any:
   """`‖x‖₂` over all elements; float32 for half-precision `x`.
 
@@ -56,9 +86,42 @@ def l2_norm(x: Any) -> Any:
   Returns:
     A scalar.
   """
-  if ops.dtype(x) in _HALF_DTYPES:
-    x = ops.cast(x, 'float32')
-  return ops.sqrt(ops.sum(ops.square(x)))
+  return ops.sqrt(inner_product(x, x))
+
+
+def _trust_ratio_norms(rule: UpdateRule, param: Any, raw_grad: Any,
+                       direction: Any, weight_decay_rate: float
+                      ) -> Tuple[Any, Any]:
+  """`‖w‖` and the trust ratio's other norm, from as few passes as may be.
+
+  Classic momentum's direction is `g + λw`: its norm comes from sums over
+  `w` and the raw `g` (`lars_math.weight_decayed_gradient_norm`), which XLA
+  computes in the passes that give `‖w‖`, instead of a pass over `g + λw`
+  written to memory first. Popular momentum's direction holds the velocity
+  and is reduced directly.
+
+  Args:
+    rule: what applies to this variable (`rule.adapt` is true).
+    param: `w`.
+    raw_grad: `g`, before weight decay.
+    direction: `g + λw` (classic) or the momentum update (popular).
+    weight_decay_rate: `λ`.
+
+  Returns:
+    `(‖w‖, ‖g‖)` for the paper's denominator, else `(‖w‖, ‖direction‖)`.
+  """
+  param_squared_norm = inner_product(param, param)
+  param_norm = ops.sqrt(param_squared_norm)
+  if rule.trust_ratio.denominator == lars_options.PAPER_DENOMINATOR:
+    return param_norm, l2_norm(raw_grad)
+  if not rule.classic_momentum:
+    return param_norm, l2_norm(direction)
+  grad_squared_norm = inner_product(raw_grad, raw_grad)
+  if not rule.decay:
+    return param_norm, ops.sqrt(grad_squared_norm)
+  return param_norm, lars_math.weight_decayed_gradient_norm(
+      param_squared_norm, grad_squared_norm, inner_product(param, raw_grad),
+      weight_decay_rate, KERAS_OPS)
 
 
 def lars_update(rule: UpdateRule, param: Any, velocity: Any, grad: Any,
@@ -97,11 +160,10 @@ def lars_update(rule: UpdateRule, param: Any, velocity: Any, grad: Any,
                  if rule.nesterov else next_velocity)
   local_learning_rate = learning_rate
   if rule.adapt:
-    paper = (rule.trust_ratio.denominator ==
-             lars_options.PAPER_DENOMINATOR)
+    param_norm, other_norm = _trust_ratio_norms(rule, param, raw_grad,
+                                                direction, weight_decay_rate)
     ratio = lars_math.layer_trust_ratio(
-        l2_norm(param), l2_norm(raw_grad if paper else direction), eeta,
-        learning_rate, rule.trust_ratio,
+        param_norm, other_norm, eeta, learning_rate, rule.trust_ratio,
         weight_decay_rate if rule.decay else None, KERAS_OPS)
     local_learning_rate = learning_rate * ops.cast(ratio, ops.dtype(param))
   if not rule.classic_momentum:

@@ -23,6 +23,17 @@ def test_l2_norm_is_float32_for_half_precision(dtype):
   np.testing.assert_allclose(float(norm), 600.0, rtol=1e-6)
 
 
+@pytest.mark.parametrize('shape', [(), (7,), (3, 5, 2, 4), (4, 0), (0,)])
+def test_inner_product_sums_every_element_of_any_shape(shape):
+  rng = np.random.default_rng(1)
+  x, y = (rng.standard_normal(shape).astype(np.float32) for _ in range(2))
+  got = lars_update.inner_product(keras.ops.convert_to_tensor(x),
+                                  keras.ops.convert_to_tensor(y))
+  np.testing.assert_allclose(float(got), float(np.sum(x.astype(np.float64) *
+                                                      y)), rtol=1e-6,
+                             atol=1e-6)
+
+
 @pytest.mark.parametrize('param_norm,other_norm', [(0.0, 2.0), (3.0, 0.0),
                                                    (0.0, 0.0)])
 def test_trust_ratio_is_one_when_a_norm_is_zero(param_norm, other_norm):
