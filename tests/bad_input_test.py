@@ -288,20 +288,13 @@ def _prepare_scratch(tmp: str):
 
 
 def _launch(launcher: forked_launcher.ForkedLauncher,
-            flags: Dict[str, object],
-            stderr_path: str) -> forked_launcher.Launch:
-  """Starts `python -m official_ext.train` with `flags`; stderr to a file."""
+            flags: Dict[str, object]) -> forked_launcher.Launch:
+  """Starts `python -m official_ext.train` with `flags`."""
   argv = []
   for name, value in flags.items():
     for v in value if isinstance(value, list) else [value]:
       argv.append(f'--{name}={v}')
-  return launcher.start(argv, stderr_path)
-
-
-@pytest.fixture(scope='module')
-def launcher():
-  with forked_launcher.ForkedLauncher() as server:
-    yield server
+  return launcher.start(argv)
 
 
 @pytest.fixture(scope='module')
@@ -313,17 +306,16 @@ def earlier_run(tmp_path_factory, launcher) -> str:
 
   Args:
     tmp_path_factory: pytest's.
-    launcher: the module's `ForkedLauncher`.
+    launcher: the session's `ForkedLauncher` (tests/conftest.py).
 
   Returns:
     The model_dir.
   """
-  run_dir = tmp_path_factory.mktemp('earlier_run')
-  model_dir = str(run_dir / 'model_dir')
+  model_dir = str(tmp_path_factory.mktemp('earlier_run') / 'model_dir')
   launch = _launch(launcher, {
       'experiment': 'lars_digits', 'mode': 'train', 'model_dir': model_dir,
       'params_override': f'{SHORT_RUN},trainer.train_steps={EARLIER_RUN_STEPS}'
-  }, str(run_dir / 'stderr.txt'))
+  })
   assert launch.wait(TIMEOUT) == 0, launch.stderr()[-3000:]
   assert tf.train.latest_checkpoint(model_dir).endswith(
       f'ckpt-{EARLIER_RUN_STEPS}')
@@ -380,10 +372,7 @@ def launcher_results(tmp_path_factory, launcher, earlier_run):
       continue
     tmp = str(tmp_path_factory.mktemp(bad.name))
     before = _setup(tmp, earlier_run)
-    # Outside the scratch directory, whose snapshot the row compares.
-    stderr_path = f'{tmp}.stderr.txt'
-    started[bad.name] = (_launch(launcher, _flags(bad, tmp), stderr_path),
-                         tmp, before)
+    started[bad.name] = (_launch(launcher, _flags(bad, tmp)), tmp, before)
   results = {}
   for name, (launch, tmp, before) in started.items():
     returncode = launch.wait(TIMEOUT)

@@ -8,8 +8,9 @@ own flags, its own exit code, stdout discarded, stderr into a file), so each
 launch is still a process of its own, killable by its pid:
 
     with ForkedLauncher() as launcher:
-      launch = launcher.start(['--experiment=lars_digits', ...], stderr_path)
-      returncode = launch.wait()
+      launch = launcher.start(['--experiment=lars_digits', ...])
+      returncode = launch.wait(timeout=600)
+      log = launch.stderr()
 
 The server is this module run as a script; it reads one JSON command per
 line on stdin, `{"id", "argv", "env", "stderr"}`, and answers on stdout with
@@ -22,6 +23,7 @@ import os
 import pathlib
 import runpy
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -116,6 +118,8 @@ def serve() -> None:
       if pid == 0:
         break
       answer({'id': children.pop(pid), 'returncode': _returncode(status)})
+  # Nothing to clean up: skips TensorFlow's slow interpreter shutdown.
+  os._exit(0)  # pylint: disable=protected-access
 
 
 class Launch:
@@ -151,31 +155,32 @@ class Launch:
 class ForkedLauncher:
   """The client: starts the server, then launches through it."""
 
-  def __init__(self, env: Optional[Mapping[str, str]] = None):
+  def __init__(self):
     self._server = subprocess.Popen(
         [sys.executable, '-m', 'tests.forked_launcher'], cwd=REPO,
-        env=dict(env or os.environ, PYTHONPATH=str(REPO)),
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    self._stderr_dir = tempfile.mkdtemp(prefix='forked_launcher_')
     self._pending = b''
     self._pids: Dict[int, int] = {}
     self.returncodes: Dict[int, int] = {}
     self._launches: List[Launch] = []
 
-  def start(self, argv: Sequence[str], stderr_path: str,
+  def start(self, argv: Sequence[str],
             env: Optional[Mapping[str, str]] = None) -> Launch:
     """Forks a launcher with command-line arguments `argv`.
 
     Args:
       argv: the arguments after `python -m official_ext.train`.
-      stderr_path: the file its stderr goes to.
       env: environment variables set in the child, over the server's.
 
     Returns:
       The launch, running.
     """
     launch_id = len(self._launches)
+    stderr_path = os.path.join(self._stderr_dir, f'{launch_id}.stderr')
     command = {'id': launch_id, 'argv': list(argv), 'env': dict(env or {}),
-               'stderr': str(stderr_path)}
+               'stderr': stderr_path}
     self._server.stdin.write(json.dumps(command).encode() + b'\n')
     self._server.stdin.flush()
     while launch_id not in self._pids:
@@ -183,7 +188,7 @@ class ForkedLauncher:
         raise RuntimeError(
             f'the launcher server exited {self._server.returncode}')
       self.read_answers(timeout=_POLL_SECONDS * 10)
-    launch = Launch(self, launch_id, self._pids[launch_id], str(stderr_path))
+    launch = Launch(self, launch_id, self._pids[launch_id], stderr_path)
     self._launches.append(launch)
     return launch
 
@@ -214,6 +219,7 @@ class ForkedLauncher:
           pass
     self._server.stdin.close()
     self._server.wait()
+    shutil.rmtree(self._stderr_dir)
 
   def __enter__(self) -> 'ForkedLauncher':
     return self
