@@ -6,13 +6,14 @@ and the Keras 3 LARS on each backend (one subprocess per backend,
 `tests/keras/backend_trajectory.py`); all must agree to float32 rounding.
 """
 
+import functools
 import importlib.util
 import json
 import os
 import pathlib
 import subprocess
 import sys
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
@@ -208,6 +209,14 @@ def backend_result(request, tmp_path_factory) -> Dict[str, np.ndarray]:
   return result
 
 
+@functools.lru_cache(maxsize=None)
+def _expected_trajectories(case: int) -> Tuple[Dict[str, np.ndarray],
+                                               Dict[str, List[np.ndarray]]]:
+  """The tf_keras LARS and NumPy trajectories of CASES[case], computed once."""
+  return (tf_keras_trajectory(CASES[case]),
+          numpy_lars(_reference_arrays(), CASES[case]))
+
+
 @pytest.mark.parametrize('case', range(len(CASES)),
                          ids=[_case_id(c) for c in CASES])
 def test_backend_matches_tf_keras_lars_and_numpy(backend_result, case):
@@ -215,9 +224,10 @@ def test_backend_matches_tf_keras_lars_and_numpy(backend_result, case):
   initial = {p: reference[f'initial/{p}'] for p in PATHS}
   keras3 = {p: backend_result[f'trajectory/{case}/{p}'] for p in PATHS}
   backend = str(backend_result['backend'])
-  assert_same_trajectory(keras3, tf_keras_trajectory(CASES[case]), initial,
+  tf_keras_expected, numpy_expected = _expected_trajectories(case)
+  assert_same_trajectory(keras3, tf_keras_expected, initial,
                          f'{backend} vs tf_keras LARS')
-  assert_same_trajectory(keras3, numpy_lars(reference, CASES[case]), initial,
+  assert_same_trajectory(keras3, numpy_expected, initial,
                          f'{backend} vs NumPy')
 
 
