@@ -24,6 +24,7 @@ import pathlib
 import runpy
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -144,6 +145,7 @@ class Launch:
       if time.monotonic() > deadline:
         raise TimeoutError(f'launch {self._id} (pid {self.pid}) still runs '
                            f'after {timeout} s')
+      self._launcher.check_server()
       self._launcher.read_answers(timeout=_POLL_SECONDS * 10)
     return self._launcher.returncodes[self._id]
 
@@ -184,13 +186,17 @@ class ForkedLauncher:
     self._server.stdin.write(json.dumps(command).encode() + b'\n')
     self._server.stdin.flush()
     while launch_id not in self._pids:
-      if self._server.poll() is not None:
-        raise RuntimeError(
-            f'the launcher server exited {self._server.returncode}')
+      self.check_server()
       self.read_answers(timeout=_POLL_SECONDS * 10)
     launch = Launch(self, launch_id, self._pids[launch_id], stderr_path)
     self._launches.append(launch)
     return launch
+
+  def check_server(self) -> None:
+    """Raises RuntimeError if the server has died (it exits only on close)."""
+    if self._server.poll() is not None:
+      raise RuntimeError(
+          f'the launcher server exited {self._server.returncode}')
 
   def read_answers(self, timeout: float) -> None:
     """Reads what the server has answered, waiting up to `timeout` s."""
@@ -214,7 +220,7 @@ class ForkedLauncher:
     for launch in self._launches:
       if launch.poll() is None:
         try:
-          os.kill(launch.pid, 9)
+          os.kill(launch.pid, signal.SIGKILL)
         except ProcessLookupError:
           pass
     self._server.stdin.close()
