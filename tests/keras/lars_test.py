@@ -247,6 +247,7 @@ def _expected_trajectories(case: int) -> Tuple[Dict[str, np.ndarray],
           numpy_lars(_reference_arrays(), CASES[case]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('case', range(len(CASES)),
                          ids=[_case_id(c) for c in CASES])
 def test_backend_matches_tf_keras_lars_and_numpy(backend_result, case):
@@ -278,6 +279,7 @@ class _RegressionGradients:
             'dense/bias': scale * residual.sum(axis=0)}
 
 
+@pytest.mark.slow
 def test_backend_fit_with_jit_matches_numpy(backend_result):
   arrays = driver.problem_arrays()
   reference = {'paths': ['dense/kernel', 'dense/bias'],
