@@ -7,9 +7,11 @@ gin, other flags), the input, and the strings the error must contain: the
 field, the value and what is accepted. Launcher rows run
 `launch_checks.checked_configuration`, the function `official_ext.train` runs
 before writing anything; the rows marked `launcher` run
-`python -m official_ext.train` itself (concurrently, once per module) and also
-check the exit code, the single line on stderr and that the model_dir of an
-earlier real run is unchanged, file by file (SHA-256 of the whole tree). The
+`python -m official_ext.train` itself (all at once, each launch a fork of one
+process that has imported what the launcher imports:
+tests/forked_launcher.py) and also check the exit code, the single line on
+stderr and that the model_dir of an earlier real run is unchanged, file by
+file (SHA-256 of the whole tree). The
 `setup` row's launch passes the checks but cannot start training: the same
 single line, model_dir unchanged. The `training` row's launch starts
 training, which blows up: it must end in the same single line, with only
@@ -20,8 +22,6 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
-import sys
 from typing import Dict, List, Optional, Tuple
 
 import gin
@@ -34,6 +34,7 @@ from official.vision import registry_imports  # pylint: disable=unused-import
 from official_ext import experiments  # pylint: disable=unused-import
 from official_ext.launcher import launch_checks
 from official_ext.modeling.optimization import lars
+from tests import forked_launcher
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LARS_FIELD = 'trainer.optimizer_config.optimizer.lars'
@@ -286,20 +287,18 @@ def _prepare_scratch(tmp: str):
       f.write(text)
 
 
-def _launch(flags: Dict[str, object], **popen) -> subprocess.Popen:
-  """Starts `python -m official_ext.train` with `flags`; stderr is a pipe."""
+def _launch(launcher: forked_launcher.ForkedLauncher,
+            flags: Dict[str, object]) -> forked_launcher.Launch:
+  """Starts `python -m official_ext.train` with `flags`."""
   argv = []
   for name, value in flags.items():
     for v in value if isinstance(value, list) else [value]:
       argv.append(f'--{name}={v}')
-  return subprocess.Popen(
-      [sys.executable, '-m', 'official_ext.train', *argv], cwd=REPO,
-      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'),
-      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **popen)
+  return launcher.start(argv)
 
 
 @pytest.fixture(scope='module')
-def earlier_run(tmp_path_factory) -> str:
+def earlier_run(tmp_path_factory, launcher) -> str:
   """The model_dir of a short real training run, which every row copies.
 
   It holds what a launch must leave alone: params.yaml, the operative gin
@@ -307,17 +306,17 @@ def earlier_run(tmp_path_factory) -> str:
 
   Args:
     tmp_path_factory: pytest's.
+    launcher: the session's `ForkedLauncher` (tests/conftest.py).
 
   Returns:
     The model_dir.
   """
   model_dir = str(tmp_path_factory.mktemp('earlier_run') / 'model_dir')
-  process = _launch({
+  launch = _launch(launcher, {
       'experiment': 'lars_digits', 'mode': 'train', 'model_dir': model_dir,
       'params_override': f'{SHORT_RUN},trainer.train_steps={EARLIER_RUN_STEPS}'
   })
-  _, stderr = process.communicate(timeout=TIMEOUT)
-  assert process.returncode == 0, stderr[-3000:]
+  assert launch.wait(TIMEOUT) == 0, launch.stderr()[-3000:]
   assert tf.train.latest_checkpoint(model_dir).endswith(
       f'ckpt-{EARLIER_RUN_STEPS}')
   return model_dir
@@ -360,7 +359,7 @@ def _setup(tmp: str, earlier_model_dir: str) -> Dict[str, str]:
 
 
 @pytest.fixture(scope='module')
-def launcher_results(tmp_path_factory, earlier_run):
+def launcher_results(tmp_path_factory, launcher, earlier_run):
   """Runs every subprocess row's command at once.
 
   Returns:
@@ -373,17 +372,11 @@ def launcher_results(tmp_path_factory, earlier_run):
       continue
     tmp = str(tmp_path_factory.mktemp(bad.name))
     before = _setup(tmp, earlier_run)
-    started[bad.name] = (_launch(_flags(bad, tmp)), tmp, before)
+    started[bad.name] = (_launch(launcher, _flags(bad, tmp)), tmp, before)
   results = {}
-  try:
-    for name, (process, tmp, before) in started.items():
-      _, stderr = process.communicate(timeout=TIMEOUT)
-      results[name] = (process.returncode, stderr, tmp, before)
-  finally:
-    for process, _, _ in started.values():
-      if process.poll() is None:
-        process.kill()
-        process.wait()
+  for name, (launch, tmp, before) in started.items():
+    returncode = launch.wait(TIMEOUT)
+    results[name] = (returncode, launch.stderr(), tmp, before)
   return results
 
 

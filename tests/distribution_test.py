@@ -4,6 +4,9 @@ The replicas are the logical CPU devices that tests/conftest.py sets up. The
 one-device reference is itself checked against Model Garden's LARS, an
 independent implementation.
 """
+import functools
+from typing import Any, Dict
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -89,16 +92,27 @@ def _train(strategy, make_optimizer, steps=STEPS):
           for v in model.trainable_variables]
 
 
+def _mirrored_test_kwargs(classic_momentum: bool) -> Dict[str, Any]:
+  return dict(learning_rate=0.5, momentum=0.9, weight_decay_rate=0.01,
+              eeta=0.01, nesterov=True, classic_momentum=classic_momentum,
+              **EXCLUSIONS)
+
+
+@functools.lru_cache(maxsize=None)
+def _one_device_runs(classic_momentum: bool):
+  """official_ext's and Model Garden's LARS on one device, for every count."""
+  kwargs = _mirrored_test_kwargs(classic_momentum)
+  return (_train(tf.distribute.OneDeviceStrategy('/cpu:0'),
+                 lambda: lars.LARS(**kwargs)),
+          _train(tf.distribute.OneDeviceStrategy('/cpu:0'),
+                 lambda: mg_lars.LARS(**kwargs)))
+
+
 @pytest.mark.parametrize('classic_momentum', [True, False])
 @pytest.mark.parametrize('num_devices', [2, 4])
 def test_mirrored_lars_equals_one_device(num_devices, classic_momentum):
-  kwargs = dict(learning_rate=0.5, momentum=0.9, weight_decay_rate=0.01,
-                eeta=0.01, nesterov=True, classic_momentum=classic_momentum,
-                **EXCLUSIONS)
-  one_device = _train(tf.distribute.OneDeviceStrategy('/cpu:0'),
-                      lambda: lars.LARS(**kwargs))
-  model_garden = _train(tf.distribute.OneDeviceStrategy('/cpu:0'),
-                        lambda: mg_lars.LARS(**kwargs))
+  kwargs = _mirrored_test_kwargs(classic_momentum)
+  one_device, model_garden = _one_device_runs(classic_momentum)
   mirrored = _train(_mirrored(num_devices), lambda: lars.LARS(**kwargs))
 
   initial = _initial_weights()

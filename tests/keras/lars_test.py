@@ -2,17 +2,20 @@
 
 Numbers: the same variables and gradients go through official_ext's
 `tf_keras` LARS (in this process), an independent NumPy implementation (here)
-and the Keras 3 LARS on each backend (one subprocess per backend,
-`tests/keras/backend_trajectory.py`); all must agree to float32 rounding.
+and the Keras 3 LARS on each backend (one subprocess per backend running
+every case, all started at once: `tests/keras/backend_trajectory.py`); all
+must agree to float32 rounding.
 """
 
+import functools
 import importlib.util
 import json
 import os
 import pathlib
 import subprocess
 import sys
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence,
+                    Tuple)
 
 import keras
 import numpy as np
@@ -180,34 +183,71 @@ def assert_same_trajectory(actual: Mapping[str, Sequence[np.ndarray]],
           f'{error:.3g}')
 
 
+BACKENDS = ('tensorflow', 'jax', 'torch')
+TORCH_MISSING = importlib.util.find_spec('torch') is None
+TIMEOUT = 1200
+
+
 def _backends() -> List[Any]:
-  torch_missing = importlib.util.find_spec('torch') is None
   return ['tensorflow', 'jax', pytest.param('torch', marks=pytest.mark.skipif(
-      torch_missing, reason='PyTorch is not installed (pip install '
+      TORCH_MISSING, reason='PyTorch is not installed (pip install '
       '".[torch]"): it is left out of the test extra because a default '
       'install downloads a multi-GB CUDA build.'))]
 
 
-@pytest.fixture(scope='module', params=_backends())
-def backend_result(request, tmp_path_factory) -> Dict[str, np.ndarray]:
-  """What the Keras 3 LARS computed on one backend, in its own process."""
-  directory = tmp_path_factory.mktemp(request.param)
-  arrays = driver.problem_arrays()
+@pytest.fixture(scope='module')
+def backend_runs(tmp_path_factory) -> Iterator[Dict[str, Any]]:
+  """Every installed backend's process, all started at once.
+
+  Yields:
+    backend -> (process, its output .npz path, its stderr file).
+  """
+  directory = tmp_path_factory.mktemp('backends')
   np.savez(directory / 'in.npz', cases=json.dumps(CASES),
-           fit_options=json.dumps(FIT_OPTIONS), **arrays)
-  env = dict(os.environ, KERAS_BACKEND=request.param, PYTHONPATH=str(REPO),
-             TF_CPP_MIN_LOG_LEVEL='2', JAX_PLATFORMS='cpu')
-  process = subprocess.run(
-      [sys.executable, '-m', 'tests.keras.backend_trajectory',
-       str(directory / 'in.npz'), str(directory / 'out.npz')],
-      cwd=REPO, env=env, capture_output=True, text=True, check=False)
-  assert process.returncode == 0, process.stderr[-3000:]
-  with np.load(directory / 'out.npz') as data:
+           fit_options=json.dumps(FIT_OPTIONS), **driver.problem_arrays())
+  runs = {}
+  for backend in BACKENDS:
+    if backend == 'torch' and TORCH_MISSING:
+      continue
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(REPO),
+               TF_CPP_MIN_LOG_LEVEL='2', JAX_PLATFORMS='cpu')
+    stderr = open(  # pylint: disable=consider-using-with
+        directory / f'{backend}.stderr', 'w+')
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'tests.keras.backend_trajectory',
+         str(directory / 'in.npz'), str(directory / f'{backend}.npz')],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    runs[backend] = (process, directory / f'{backend}.npz', stderr)
+  yield runs
+  for process, _, stderr in runs.values():
+    if process.poll() is None:
+      process.kill()
+      process.wait()
+    stderr.close()
+
+
+@pytest.fixture(scope='module', params=_backends())
+def backend_result(request, backend_runs) -> Dict[str, np.ndarray]:
+  """What the Keras 3 LARS computed on one backend, in its own process."""
+  process, out_path, stderr = backend_runs[request.param]
+  process.wait(timeout=TIMEOUT)
+  stderr.seek(0)
+  assert process.returncode == 0, stderr.read()[-3000:]
+  with np.load(out_path) as data:
     result = dict(data)
   assert str(result['backend']) == request.param
   return result
 
 
+@functools.lru_cache(maxsize=None)
+def _expected_trajectories(case: int) -> Tuple[Dict[str, np.ndarray],
+                                               Dict[str, List[np.ndarray]]]:
+  """The tf_keras LARS and NumPy trajectories of CASES[case], computed once."""
+  return (tf_keras_trajectory(CASES[case]),
+          numpy_lars(_reference_arrays(), CASES[case]))
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize('case', range(len(CASES)),
                          ids=[_case_id(c) for c in CASES])
 def test_backend_matches_tf_keras_lars_and_numpy(backend_result, case):
@@ -215,9 +255,10 @@ def test_backend_matches_tf_keras_lars_and_numpy(backend_result, case):
   initial = {p: reference[f'initial/{p}'] for p in PATHS}
   keras3 = {p: backend_result[f'trajectory/{case}/{p}'] for p in PATHS}
   backend = str(backend_result['backend'])
-  assert_same_trajectory(keras3, tf_keras_trajectory(CASES[case]), initial,
+  tf_keras_expected, numpy_expected = _expected_trajectories(case)
+  assert_same_trajectory(keras3, tf_keras_expected, initial,
                          f'{backend} vs tf_keras LARS')
-  assert_same_trajectory(keras3, numpy_lars(reference, CASES[case]), initial,
+  assert_same_trajectory(keras3, numpy_expected, initial,
                          f'{backend} vs NumPy')
 
 
@@ -238,6 +279,7 @@ class _RegressionGradients:
             'dense/bias': scale * residual.sum(axis=0)}
 
 
+@pytest.mark.slow
 def test_backend_fit_with_jit_matches_numpy(backend_result):
   arrays = driver.problem_arrays()
   reference = {'paths': ['dense/kernel', 'dense/bias'],
