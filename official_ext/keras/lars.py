@@ -240,6 +240,11 @@ class LARS(keras.optimizers.Optimizer):
     # The TensorFlow backend passes the backing tf.Variable, which has no
     # Keras path; the Keras variable the optimizer was built with has.
     model_variable = self._trainable_variables[index]
+    if hasattr(gradient, 'indices'):
+      # LARS is layer-wise, its norms are over the whole variable: a sparse
+      # gradient (an Embedding's, on TensorFlow) is summed into a dense one,
+      # duplicate indices added, as the tf_keras class does.
+      gradient = keras.ops.add(keras.ops.zeros_like(variable), gradient)
     next_param, next_velocity = lars_update.lars_update(
         self._update_rule(model_variable), variable, self._momentums[index],
         keras.ops.cast(gradient, dtype), keras.ops.cast(learning_rate, dtype),
