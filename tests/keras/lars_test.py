@@ -432,3 +432,25 @@ def test_normalization_exclusion_needs_the_model():
   variable = keras.Variable(np.ones(3, np.float32))
   with pytest.raises(ValueError, match='set_normalization_variables'):
     optimizer.layer_adaptation_exclusion(variable)
+
+
+def test_sparse_gradient_is_applied_as_its_dense_sum():
+  # TensorFlow hands an Embedding's gradient over as IndexedSlices; LARS's
+  # norms are over the whole variable, duplicate rows added.
+  values = np.arange(6, dtype=np.float32).reshape(3, 2) - 2.0
+  indices = np.array([0, 2, 0])
+  dense = np.zeros((4, 2), np.float32)
+  np.add.at(dense, indices, values)
+  initial = np.linspace(-1.0, 1.0, 8).reshape(4, 2)
+  weights = {}
+  for name, gradient in [
+      ('sparse', tf.IndexedSlices(tf.constant(values), tf.constant(indices),
+                                  tf.constant([4, 2]))),
+      ('dense', tf.constant(dense))]:
+    variable = keras.Variable(initial, dtype='float32')
+    optimizer = LARS(0.5, weight_decay_rate=0.01)
+    for _ in range(2):
+      optimizer.apply([gradient], [variable])
+    weights[name] = keras.ops.convert_to_numpy(variable)
+  np.testing.assert_array_equal(weights['sparse'], weights['dense'])
+  assert not np.allclose(weights['dense'], initial)
