@@ -231,7 +231,8 @@ class LARS(keras.optimizers.Optimizer):
             denominator=options['trust_ratio_denominator'],
             epsilon=options['epsilon'],
             trust_clip=options['trust_clip'],
-            max_trust_ratio=options['max_trust_ratio']))
+            max_trust_ratio=options['max_trust_ratio']),
+        decayed_norm_from_sums=keras.backend.backend() == 'jax')
 
   def update_step(self, gradient, variable, learning_rate):
     """Applies one LARS step to `variable` (see `lars_update.lars_update`)."""

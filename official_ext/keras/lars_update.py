@@ -39,12 +39,16 @@ class UpdateRule:
     nesterov: Nesterov momentum.
     trust_ratio: the trust-ratio variant (denominator, `ε`, LARC clipping,
       maximum ratio), as for the tf_keras class.
+    decayed_norm_from_sums: under classic momentum with weight decay, whether
+      `‖g + λw‖` comes from sums over `w` and the raw `g` rather than from
+      `g + λw` itself (see `_trust_ratio_norms`).
   """
   decay: bool
   adapt: bool
   classic_momentum: bool
   nesterov: bool
   trust_ratio: lars_math.TrustRatioOptions = lars_math.TrustRatioOptions()
+  decayed_norm_from_sums: bool = True
 
 
 def _norm_precision(x: Any) -> Any:
@@ -94,11 +98,13 @@ def _trust_ratio_norms(rule: UpdateRule, param: Any, raw_grad: Any,
                       ) -> Tuple[Any, Any]:
   """`‖w‖` and the trust ratio's other norm, from as few passes as may be.
 
-  Classic momentum's direction is `g + λw`: its norm comes from sums over
-  `w` and the raw `g` (`lars_math.weight_decayed_gradient_norm`), which XLA
-  computes in the passes that give `‖w‖`, instead of a pass over `g + λw`
-  written to memory first. Popular momentum's direction holds the velocity
-  and is reduced directly.
+  Classic momentum's direction is `g + λw`. With
+  `rule.decayed_norm_from_sums` its norm comes from sums over `w` and the raw
+  `g` (`lars_math.weight_decayed_gradient_norm`), which JAX's XLA computes in
+  the passes that give `‖w‖`, instead of a pass over `g + λw` written to
+  memory first; TensorFlow's XLA runs the direct reduction of `g + λw`
+  faster (docs/keras.md, "Speed"). Popular momentum's direction holds the
+  velocity and is always reduced directly.
 
   Args:
     rule: what applies to this variable (`rule.adapt` is true).
@@ -114,13 +120,12 @@ def _trust_ratio_norms(rule: UpdateRule, param: Any, raw_grad: Any,
   param_norm = ops.sqrt(param_squared_norm)
   if rule.trust_ratio.denominator == lars_options.PAPER_DENOMINATOR:
     return param_norm, l2_norm(raw_grad)
-  if not rule.classic_momentum:
+  if not (rule.classic_momentum and rule.decay and
+          rule.decayed_norm_from_sums):
     return param_norm, l2_norm(direction)
-  grad_squared_norm = inner_product(raw_grad, raw_grad)
-  if not rule.decay:
-    return param_norm, ops.sqrt(grad_squared_norm)
   return param_norm, lars_math.weight_decayed_gradient_norm(
-      param_squared_norm, grad_squared_norm, inner_product(param, raw_grad),
+      param_squared_norm, inner_product(raw_grad, raw_grad),
+      inner_product(param, raw_grad),
       weight_decay_rate, KERAS_OPS)
 
 
