@@ -232,6 +232,7 @@ class LARS(keras.optimizers.Optimizer):
             epsilon=options['epsilon'],
             trust_clip=options['trust_clip'],
             max_trust_ratio=options['max_trust_ratio']),
+        # Only JAX's XLA runs the sums form faster (docs/keras.md, "Speed").
         decayed_norm_from_sums=keras.backend.backend() == 'jax')
 
   def update_step(self, gradient, variable, learning_rate):
