@@ -193,8 +193,13 @@ def measure_backend(workload_names: Sequence[str], quick: bool, repeats: int,
                  for g in workloads.gradients(specs)]
     bursts = _bursts(backend, specs, values, gradients)
     del values
+    # Every step is compiled before any is warmed up: run right after the
+    # other optimizers' compilations, the first timed burst took up to twice
+    # its time here, whichever optimizer came first.
     for burst in bursts.values():
-      burst(1 + warmup_steps)
+      burst(1)
+    for burst in bursts.values():
+      burst(warmup_steps)
     times = {label: [] for label in bursts}
     # Interleaved, so that drift in machine load hits every optimizer.
     for _ in range(repeats):
