@@ -13,8 +13,9 @@ TensorFlow (`tf.function(jit_compile=True)` around `optimizer.apply`),
 `optimizer.apply` on PyTorch. The TensorFlow process also runs official_ext's
 tf_keras LARS under XLA, the JAX process optax's `lars` when optax is
 installed. In each process the optimizers update their own variables with the
-same fixed gradients, in interleaved timed bursts; the table gives the median
-over bursts of the time per step and its ratio to Keras 3's momentum SGD's.
+same fixed gradients, in interleaved timed bursts whose order rotates from
+one round to the next; the table gives the median over bursts of the time
+per step and its ratio to Keras 3's momentum SGD's.
 """
 
 import contextlib
@@ -201,9 +202,13 @@ def measure_backend(workload_names: Sequence[str], quick: bool, repeats: int,
     for burst in bursts.values():
       burst(warmup_steps)
     times = {label: [] for label in bursts}
-    # Interleaved, so that drift in machine load hits every optimizer.
-    for _ in range(repeats):
-      for label, burst in bursts.items():
+    # Interleaved, so that drift in machine load hits every optimizer, and
+    # rotated, so that none always runs first or after the same one.
+    labels = list(bursts)
+    for repeat in range(repeats):
+      shift = repeat % len(labels)
+      for label in labels[shift:] + labels[:shift]:
+        burst = bursts[label]
         start = time.perf_counter()
         burst(steps_per_repeat)
         times[label].append((time.perf_counter() - start) / steps_per_repeat)
