@@ -410,7 +410,7 @@ def _assert_stopped_with_finite_checkpoints(stderr: str, tmp: str,
   step = int(re.search(r'Training stopped at step (\d+):', stderr).group(1))
   latest = tf.train.latest_checkpoint(model_dir)
   assert EARLIER_RUN_STEPS < step
-  assert f'the latest checkpoint is {latest} ' in stderr
+  assert f'the latest checkpoint is {latest} ' in stderr, stderr[-3000:]
   after = _snapshot(tmp)
   for name, digest in before.items():
     if os.path.basename(name).startswith('ckpt-'):
