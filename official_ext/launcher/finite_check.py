@@ -128,8 +128,13 @@ class StopReport:
       NonFiniteTrainingError: always.
     """
     step = int(self._global_step.numpy())
-    latest = (self._checkpoint_manager and
-              self._checkpoint_manager.latest_checkpoint)
+    latest = None
+    if self._checkpoint_manager is not None:
+      # With async checkpointing (the launcher's default) the last save may
+      # still be writing, and the manager names the one before it until it
+      # is done: the checkpoint named must be the one a run resumes from.
+      self._checkpoint_manager.sync()
+      latest = self._checkpoint_manager.latest_checkpoint
     raise NonFiniteTrainingError(
         f'Training stopped at step {step}: {what}. Nothing of this training '
         f'loop was saved; the latest checkpoint is {latest or "none"} and '

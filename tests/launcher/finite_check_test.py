@@ -150,3 +150,25 @@ def test_likely_causes_name_the_rate_of_the_last_update_and_lars_settings():
       'weight decay 0.001')
   sgd = tf_keras.optimizers.legacy.SGD(learning_rate=0.25)
   assert finite_check.likely_causes(sgd, 3) == 'learning rate 0.25 at step 3'
+
+
+def test_the_checkpoint_named_is_the_last_saved_even_while_it_is_written(
+    tmp_path):
+  # Big enough that the asynchronous write is still going on when the run
+  # stops right after the save.
+  weights = tf.Variable(tf.zeros([4_000_000]))
+  step = tf.Variable(0, dtype=tf.int64)
+  manager = tf.train.CheckpointManager(
+      tf.train.Checkpoint(weights=weights, step=step), str(tmp_path),
+      max_to_keep=3)
+  async_save = tf.train.CheckpointOptions(
+      experimental_enable_async_checkpoint=True)
+  manager.save(options=async_save)
+  manager.sync()
+  step.assign(5)
+  last_saved = manager.save(options=async_save)
+  optimizer = tf_keras.optimizers.legacy.SGD()
+  with pytest.raises(finite_check.NonFiniteTrainingError) as excinfo:
+    finite_check.StopReport(optimizer, step, manager).stop('inf in weights')
+  assert f'the latest checkpoint is {last_saved} ' in str(excinfo.value)
+  assert tf.train.latest_checkpoint(str(tmp_path)) == last_saved
