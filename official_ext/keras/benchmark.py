@@ -21,6 +21,7 @@ per step and its ratio to Keras 3's momentum SGD's.
 import contextlib
 import datetime
 import gc
+import importlib.util
 import json
 import os
 import statistics
@@ -40,8 +41,9 @@ BACKENDS = ('tensorflow', 'jax', 'torch')
 TF_KERAS_LARS_LABEL = 'tf_keras LARS (official_ext), XLA'
 _RESULT_PREFIX = 'RESULT '
 
-flags.DEFINE_list('backends', list(BACKENDS),
-                  f'Keras backends to measure, from {list(BACKENDS)}.')
+flags.DEFINE_list('backends', None,
+                  f'Keras backends to measure, from {list(BACKENDS)}; by '
+                  'default every one whose package is installed.')
 flags.DEFINE_list('workloads', ['resnet50', 'many_small', 'bert_base'],
                   'Workloads of official_ext.benchmarks.workloads.')
 flags.DEFINE_integer('repeats', 7, 'Timed bursts per optimizer.',
@@ -280,20 +282,31 @@ def main(argv: Sequence[str]):
                              flag_values.warmup_steps)
     print(_RESULT_PREFIX + json.dumps(result), flush=True)
     return
-  unknown = sorted(set(flag_values.backends) - set(BACKENDS))
+  installed = [backend for backend in BACKENDS
+               if importlib.util.find_spec(backend) is not None]
+  backends = flag_values.backends or installed
+  unknown = sorted(set(backends) - set(BACKENDS))
   if unknown:
     raise app.UsageError(f'--backends: {unknown} not in {list(BACKENDS)}')
+  missing = sorted(set(backends) - set(installed))
+  if missing:
+    raise app.UsageError(f'--backends: {missing} not installed (the torch '
+                         'backend: pip install -e ".[torch]")')
   passed_on = [f'--{name}={flag_values[name].serialize().split("=", 1)[1]}'
                for name in ('workloads', 'repeats', 'steps_per_repeat',
                             'warmup_steps')]
   passed_on.append('--quick' if flag_values.quick else '--noquick')
-  results = {backend: run_worker(backend, passed_on)
-             for backend in flag_values.backends}
+  results = {backend: run_worker(backend, passed_on) for backend in backends}
   now = datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')
   report = (f'`python -m official_ext.keras.benchmark '
             f'{" ".join(sys.argv[1:])}`, {now}, {os.cpu_count()} CPUs; '
             f'{flag_values.repeats} bursts of {flag_values.steps_per_repeat} '
             f'steps per optimizer.\n\n{format_table(results)}\n')
+  not_measured = [
+      f'{backend} ({"not asked for" if backend in installed else "not installed"})'
+      for backend in BACKENDS if backend not in backends]
+  if not_measured:
+    report += f'\nNot measured: {", ".join(not_measured)}.\n'
   print(report, flush=True)
   if flag_values.output:
     with open(flag_values.output, 'w') as output:

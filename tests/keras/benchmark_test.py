@@ -1,5 +1,6 @@
 """Tests of the Keras 3 optimizer benchmarks: tables, optimizers, passes."""
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -98,7 +99,7 @@ def test_jax_passes_refuses_another_backend():
 
 
 @pytest.mark.e2e
-def test_quick_run_measures_every_backend(tmp_path):
+def test_quick_run_measures_every_installed_backend(tmp_path):
   output = tmp_path / 'speed.md'
   env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL='2')
   process = subprocess.run(
@@ -107,12 +108,42 @@ def test_quick_run_measures_every_backend(tmp_path):
        '--warmup_steps=0', f'--output={output}'],
       cwd=REPO, env=env, capture_output=True, text=True, check=False)
   assert process.returncode == 0, process.stderr[-3000:]
-  rows = [row.split(' | ') for row in output.read_text().splitlines()
+  report = output.read_text()
+  rows = [row.split(' | ') for row in report.splitlines()
           if row.startswith('| many_small')]
-  assert sorted({row[1] for row in rows}) == sorted(benchmark.BACKENDS)
+  installed = [backend for backend in benchmark.BACKENDS
+               if importlib.util.find_spec(backend) is not None]
+  assert sorted({row[1] for row in rows}) == sorted(installed)
+  assert ('torch (not installed)' in report) == ('torch' not in installed)
   labels = {(row[1], row[2]) for row in rows}
   assert ('tensorflow', benchmark.TF_KERAS_LARS_LABEL) in labels
   assert (('jax', benchmark_optimizers.OPTAX_LABEL) in labels) == (
       benchmark_optimizers.optax_available())
   for row in rows:
     assert float(row[-1].rstrip(' |')) > 0
+
+
+# The benchmark's command line in a process where torch cannot be imported.
+_WITHOUT_TORCH = '''
+import sys
+from absl import app
+from official_ext.keras import benchmark
+sys.modules['torch'] = None  # What importlib.util.find_spec reads as absent.
+app.run(benchmark.main)
+'''
+
+
+@pytest.mark.parametrize('backends, message', [
+    ('jax,mxnet', "--backends: ['mxnet'] not in"),
+    ('jax,torch', "--backends: ['torch'] not installed (the torch backend: "
+     'pip install -e ".[torch]")')])
+def test_a_backend_it_cannot_measure_is_refused_before_measuring(
+    backends, message):
+  env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL='2')
+  process = subprocess.run(
+      [sys.executable, '-c', _WITHOUT_TORCH, f'--backends={backends}'],
+      cwd=REPO, env=env, capture_output=True, text=True, check=False,
+      timeout=120)
+  assert process.returncode != 0
+  assert message in process.stderr
+  assert 'worker' not in process.stderr

@@ -10,7 +10,6 @@ the first step of each sharded variable against its norm in NumPy.
 """
 
 import dataclasses
-import importlib.util
 import json
 import os
 import pathlib
@@ -22,6 +21,7 @@ import numpy as np
 import pytest
 
 from tests import loopback
+from tests import required_or_skipped
 from tests.keras import distribution_cases as cases
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -254,9 +254,8 @@ def test_jax_two_processes_of_2_devices_equal_one_process(runs, tmp_path):
 
 
 @pytest.mark.multiprocess
-@pytest.mark.skipif(importlib.util.find_spec('torch') is None,
-                    reason='torch is not installed (pip install -e ".[torch]")')
 def test_torch_two_ddp_processes_equal_one_device(runs, tmp_path):
+  required_or_skipped.require_torch()
   coordinator = f'127.0.0.1:{loopback.free_ports(1)[0]}'
   processes = _run(tmp_path, [
       Run(['torch_process', coordinator, str(index)], 'torch')

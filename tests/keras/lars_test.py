@@ -8,7 +8,6 @@ must agree to float32 rounding.
 """
 
 import functools
-import importlib.util
 import json
 import os
 import pathlib
@@ -24,6 +23,7 @@ import tensorflow as tf
 
 from official_ext.keras import LARS
 from official_ext.modeling.optimization import lars as tf_keras_lars
+from tests import required_or_skipped
 from tests.keras import backend_trajectory as driver
 from tests.modeling.optimization import lars_testing
 
@@ -184,15 +184,7 @@ def assert_same_trajectory(actual: Mapping[str, Sequence[np.ndarray]],
 
 
 BACKENDS = ('tensorflow', 'jax', 'torch')
-TORCH_MISSING = importlib.util.find_spec('torch') is None
 TIMEOUT = 1200
-
-
-def _backends() -> List[Any]:
-  return ['tensorflow', 'jax', pytest.param('torch', marks=pytest.mark.skipif(
-      TORCH_MISSING, reason='PyTorch is not installed (pip install '
-      '".[torch]"): it is left out of the test extra because a default '
-      'install downloads a multi-GB CUDA build.'))]
 
 
 @pytest.fixture(scope='module')
@@ -207,7 +199,7 @@ def backend_runs(tmp_path_factory) -> Iterator[Dict[str, Any]]:
            fit_options=json.dumps(FIT_OPTIONS), **driver.problem_arrays())
   runs = {}
   for backend in BACKENDS:
-    if backend == 'torch' and TORCH_MISSING:
+    if backend == 'torch' and not required_or_skipped.TORCH_INSTALLED:
       continue
     env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(REPO),
                TF_CPP_MIN_LOG_LEVEL='2', JAX_PLATFORMS='cpu')
@@ -226,9 +218,11 @@ def backend_runs(tmp_path_factory) -> Iterator[Dict[str, Any]]:
     stderr.close()
 
 
-@pytest.fixture(scope='module', params=_backends())
+@pytest.fixture(scope='module', params=BACKENDS)
 def backend_result(request, backend_runs) -> Dict[str, np.ndarray]:
   """What the Keras 3 LARS computed on one backend, in its own process."""
+  if request.param == 'torch':
+    required_or_skipped.require_torch()
   process, out_path, stderr = backend_runs[request.param]
   process.wait(timeout=TIMEOUT)
   stderr.seek(0)
