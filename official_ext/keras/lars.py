@@ -231,9 +231,7 @@ class LARS(keras.optimizers.Optimizer):
             denominator=options['trust_ratio_denominator'],
             epsilon=options['epsilon'],
             trust_clip=options['trust_clip'],
-            max_trust_ratio=options['max_trust_ratio']),
-        # Only JAX's XLA runs the sums form faster (docs/keras.md, "Speed").
-        decayed_norm_from_sums=keras.backend.backend() == 'jax')
+            max_trust_ratio=options['max_trust_ratio']))
 
   def update_step(self, gradient, variable, learning_rate):
     """Applies one LARS step to `variable` (see `lars_update.lars_update`)."""

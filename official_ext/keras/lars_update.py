@@ -21,8 +21,8 @@ from official_ext.modeling.optimization import lars_options
 
 # The trust-ratio formulas of `lars_math`, computed with `keras.ops`.
 KERAS_OPS = lars_math.Ops(
-    where=ops.where, minimum=ops.minimum, maximum=ops.maximum, sqrt=ops.sqrt,
-    ones_like=ops.ones_like, cast_like=lambda x, y: ops.cast(x, ops.dtype(y)))
+    where=ops.where, minimum=ops.minimum, ones_like=ops.ones_like,
+    cast_like=lambda x, y: ops.cast(x, ops.dtype(y)))
 
 _HALF_DTYPES = ('float16', 'bfloat16')
 
@@ -39,16 +39,12 @@ class UpdateRule:
     nesterov: Nesterov momentum.
     trust_ratio: the trust-ratio variant (denominator, `ε`, LARC clipping,
       maximum ratio), as for the tf_keras class.
-    decayed_norm_from_sums: under classic momentum with weight decay, whether
-      `‖g + λw‖` comes from sums over `w` and the raw `g` rather than from
-      `g + λw` itself (see `_trust_ratio_norms`).
   """
   decay: bool
   adapt: bool
   classic_momentum: bool
   nesterov: bool
   trust_ratio: lars_math.TrustRatioOptions = lars_math.TrustRatioOptions()
-  decayed_norm_from_sums: bool = True
 
 
 def _norm_precision(x: Any) -> Any:
@@ -96,40 +92,30 @@ def l2_norm(x: Any) -> Any:
   return ops.sqrt(inner_product(x, x))
 
 
-def _trust_ratio_norms(rule: UpdateRule, param: Any, raw_grad: Any,
-                       direction: Any, weight_decay_rate: float
-                      ) -> Tuple[Any, Any]:
-  """`‖w‖` and the trust ratio's other norm, from as few passes as may be.
-
-  Classic momentum's direction is `g + λw`. With
-  `rule.decayed_norm_from_sums` its norm comes from sums over `w` and the raw
-  `g` (`lars_math.weight_decayed_gradient_norm`), which JAX's XLA computes in
-  the passes that give `‖w‖`, instead of a pass over `g + λw` written to
-  memory first; TensorFlow's XLA runs the direct reduction of `g + λw`
-  faster (docs/keras.md, "Speed"). Popular momentum's direction holds the
-  velocity and is always reduced directly.
+def _trust_scaled_learning_rate(rule: UpdateRule, param: Any, raw_grad: Any,
+                                direction: Any, learning_rate: Any,
+                                eeta: float, weight_decay_rate: float) -> Any:
+  """The learning rate times the layer's trust ratio (`lars_math`).
 
   Args:
     rule: what applies to this variable (`rule.adapt` is true).
     param: `w`.
-    raw_grad: `g`, before weight decay.
-    direction: `g + λw` (classic) or the momentum update (popular).
+    raw_grad: `g`, before weight decay: the paper denominator's norm.
+    direction: the other denominators' norm: `g + λw` (classic) or the
+      momentum update (popular).
+    learning_rate: the global learning rate, in `param`'s dtype.
+    eeta: `η`.
     weight_decay_rate: `λ`.
 
   Returns:
-    `(‖w‖, ‖g‖)` for the paper's denominator, else `(‖w‖, ‖direction‖)`.
+    `learning_rate · t`.
   """
-  param_squared_norm = inner_product(param, param)
-  param_norm = ops.sqrt(param_squared_norm)
-  if rule.trust_ratio.denominator == lars_options.PAPER_DENOMINATOR:
-    return param_norm, l2_norm(raw_grad)
-  if not (rule.classic_momentum and rule.decay and
-          rule.decayed_norm_from_sums):
-    return param_norm, l2_norm(direction)
-  return param_norm, lars_math.weight_decayed_gradient_norm(
-      param_squared_norm, inner_product(raw_grad, raw_grad),
-      inner_product(param, raw_grad),
-      weight_decay_rate, KERAS_OPS)
+  paper = rule.trust_ratio.denominator == lars_options.PAPER_DENOMINATOR
+  ratio = lars_math.layer_trust_ratio(
+      l2_norm(param), l2_norm(raw_grad if paper else direction), eeta,
+      learning_rate, rule.trust_ratio,
+      weight_decay_rate if rule.decay else None, KERAS_OPS)
+  return learning_rate * ops.cast(ratio, ops.dtype(param))
 
 
 def lars_update(rule: UpdateRule, param: Any, velocity: Any, grad: Any,
@@ -144,6 +130,10 @@ def lars_update(rule: UpdateRule, param: Any, velocity: Any, grad: Any,
   * popular: `v' = m·v + g`, `u = v'` (Nesterov: `m·v' + g`),
     `w' = w − lr·t·u`, `t = η‖w‖/‖u‖`.
 
+  Under classic momentum, `g + λw` is formed for the norm only, and the
+  update scales `g` and `w` apart (`lars_math.scaled_weight_decayed_gradient`),
+  so that XLA reduces `g + λw` without writing it to memory.
+
   Args:
     rule: what applies to this variable.
     param: `w`.
@@ -157,26 +147,23 @@ def lars_update(rule: UpdateRule, param: Any, velocity: Any, grad: Any,
   Returns:
     `(w', v')`.
   """
-  raw_grad = grad
-  if rule.decay:
-    grad = lars_math.weight_decayed_gradient(grad, param, weight_decay_rate)
-  if rule.classic_momentum:
-    direction = grad
-  else:
-    next_velocity = momentum * velocity + grad
-    direction = (momentum * next_velocity + grad
-                 if rule.nesterov else next_velocity)
-  local_learning_rate = learning_rate
-  if rule.adapt:
-    param_norm, other_norm = _trust_ratio_norms(rule, param, raw_grad,
-                                                direction, weight_decay_rate)
-    ratio = lars_math.layer_trust_ratio(
-        param_norm, other_norm, eeta, learning_rate, rule.trust_ratio,
-        weight_decay_rate if rule.decay else None, KERAS_OPS)
-    local_learning_rate = learning_rate * ops.cast(ratio, ops.dtype(param))
+  decayed_grad = (
+      lars_math.weight_decayed_gradient(grad, param, weight_decay_rate)
+      if rule.decay else grad)
   if not rule.classic_momentum:
+    next_velocity = momentum * velocity + decayed_grad
+    direction = (momentum * next_velocity + decayed_grad
+                 if rule.nesterov else next_velocity)
+    local_learning_rate = (_trust_scaled_learning_rate(
+        rule, param, grad, direction, learning_rate, eeta, weight_decay_rate)
+                           if rule.adapt else learning_rate)
     return param - local_learning_rate * direction, next_velocity
-  scaled_grad = local_learning_rate * grad
+  local_learning_rate = (_trust_scaled_learning_rate(
+      rule, param, grad, decayed_grad, learning_rate, eeta, weight_decay_rate)
+                         if rule.adapt else learning_rate)
+  scaled_grad = (lars_math.scaled_weight_decayed_gradient(
+      grad, param, weight_decay_rate, local_learning_rate)
+                 if rule.decay else local_learning_rate * grad)
   next_velocity = momentum * velocity + scaled_grad
   step = (momentum * next_velocity + scaled_grad
           if rule.nesterov else next_velocity)

@@ -71,7 +71,7 @@ def test_optax_lars_is_the_keras_lars_step():
   assert result['difference'] < 1e-5  # and both the same way.
 
 
-def test_jax_passes_counts_each_optimizer_and_lars_stays_within_twice_sgd():
+def test_jax_passes_counts_each_optimizer_and_lars_adds_four_reads_to_sgd():
   process = subprocess.run(
       [sys.executable, '-m', 'official_ext.keras.jax_passes'], cwd=REPO,
       env=_jax_env(), capture_output=True, text=True, check=False)
@@ -85,8 +85,10 @@ def test_jax_passes_counts_each_optimizer_and_lars_stays_within_twice_sgd():
     assert passes[benchmark_optimizers.LARS_LABEL] < passes[
         benchmark_optimizers.OPTAX_LABEL]
   assert list(passes) == expected
-  assert passes[benchmark_optimizers.LARS_LABEL] <= 2 * passes[
-      benchmark_optimizers.SGD_LABEL]
+  # One more read of `w` for the weight decay, and the trust ratio's norms:
+  # `w` for `‖w‖`, `w` and `g` for `‖g + λw‖`, formed in its reduction.
+  assert passes[benchmark_optimizers.LARS_LABEL] <= passes[
+      benchmark_optimizers.SGD_LABEL] + 4
 
 
 def test_jax_passes_refuses_another_backend():
