@@ -231,7 +231,10 @@ class LARS(keras.optimizers.Optimizer):
             denominator=options['trust_ratio_denominator'],
             epsilon=options['epsilon'],
             trust_clip=options['trust_clip'],
-            max_trust_ratio=options['max_trust_ratio']))
+            max_trust_ratio=options['max_trust_ratio']),
+        # Keras compiles the step with XLA on JAX and TensorFlow, and runs
+        # it eagerly on PyTorch (docs/keras.md, "Speed").
+        decay_scaled_apart=keras.backend.backend() != 'torch')
 
   def update_step(self, gradient, variable, learning_rate):
     """Applies one LARS step to `variable` (see `lars_update.lars_update`)."""

@@ -39,12 +39,19 @@ class UpdateRule:
     nesterov: Nesterov momentum.
     trust_ratio: the trust-ratio variant (denominator, `ε`, LARC clipping,
       maximum ratio), as for the tf_keras class.
+    decay_scaled_apart: under classic momentum with weight decay, whether
+      the update scales `g` and `w` apart
+      (`lars_math.scaled_weight_decayed_gradient`) rather than scaling the
+      `g + λw` whose norm the trust ratio takes. Apart, XLA forms `g + λw`
+      inside the norm's reduction instead of writing it to memory; run
+      eagerly, it is two more full-size operations.
   """
   decay: bool
   adapt: bool
   classic_momentum: bool
   nesterov: bool
   trust_ratio: lars_math.TrustRatioOptions = lars_math.TrustRatioOptions()
+  decay_scaled_apart: bool = True
 
 
 def _norm_precision(x: Any) -> Any:
@@ -130,9 +137,8 @@ def lars_update(rule: UpdateRule, param: Any, velocity: Any, grad: Any,
   * popular: `v' = m·v + g`, `u = v'` (Nesterov: `m·v' + g`),
     `w' = w − lr·t·u`, `t = η‖w‖/‖u‖`.
 
-  Under classic momentum, `g + λw` is formed for the norm only, and the
-  update scales `g` and `w` apart (`lars_math.scaled_weight_decayed_gradient`),
-  so that XLA reduces `g + λw` without writing it to memory.
+  With `rule.decay_scaled_apart`, classic momentum forms `g + λw` for the
+  norm only, and the update scales `g` and `w` apart.
 
   Args:
     rule: what applies to this variable.
@@ -163,7 +169,8 @@ def lars_update(rule: UpdateRule, param: Any, velocity: Any, grad: Any,
                          if rule.adapt else learning_rate)
   scaled_grad = (lars_math.scaled_weight_decayed_gradient(
       grad, param, weight_decay_rate, local_learning_rate)
-                 if rule.decay else local_learning_rate * grad)
+                 if rule.decay and rule.decay_scaled_apart
+                 else local_learning_rate * decayed_grad)
   next_velocity = momentum * velocity + scaled_grad
   step = (momentum * next_velocity + scaled_grad
           if rule.nesterov else next_velocity)

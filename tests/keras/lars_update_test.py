@@ -88,11 +88,13 @@ def _numpy_step(w, v, g, lr, m, wd, eeta, classic, nesterov):
 
 @pytest.mark.parametrize('classic', [True, False])
 @pytest.mark.parametrize('nesterov', [False, True])
-def test_lars_update_matches_numpy(classic, nesterov):
+@pytest.mark.parametrize('decay_scaled_apart', [True, False])
+def test_lars_update_matches_numpy(classic, nesterov, decay_scaled_apart):
   rng = np.random.default_rng(1)
   w, v, g = (rng.standard_normal([5, 4]).astype(np.float32) for _ in range(3))
   param, velocity = lars_update.lars_update(
-      _rule(classic_momentum=classic, nesterov=nesterov),
+      _rule(classic_momentum=classic, nesterov=nesterov,
+            decay_scaled_apart=decay_scaled_apart),
       keras.ops.convert_to_tensor(w), keras.ops.convert_to_tensor(v),
       keras.ops.convert_to_tensor(g), keras.ops.convert_to_tensor(0.3),
       momentum=0.9, weight_decay_rate=0.01, eeta=0.2)
