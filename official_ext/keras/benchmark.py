@@ -303,7 +303,7 @@ def main(argv: Sequence[str]):
             f'{flag_values.repeats} bursts of {flag_values.steps_per_repeat} '
             f'steps per optimizer.\n\n{format_table(results)}\n')
   not_measured = [
-      f'{backend} ({"not asked for" if backend in installed else "not installed"})'
+      f'{backend} (not {"asked for" if backend in installed else "installed"})'
       for backend in BACKENDS if backend not in backends]
   if not_measured:
     report += f'\nNot measured: {", ".join(not_measured)}.\n'

@@ -41,10 +41,9 @@ class UpdateRule:
       maximum ratio), as for the tf_keras class.
     decay_scaled_apart: under classic momentum with weight decay, whether
       the update scales `g` and `w` apart
-      (`lars_math.scaled_weight_decayed_gradient`) rather than scaling the
-      `g + λw` whose norm the trust ratio takes. Apart, XLA forms `g + λw`
-      inside the norm's reduction instead of writing it to memory; run
-      eagerly, it is two more full-size operations.
+      (`lars_math.scaled_weight_decayed_gradient`, which says why) rather
+      than the `g + λw` whose norm the trust ratio takes: faster under XLA,
+      two more full-size operations when run eagerly.
   """
   decay: bool
   adapt: bool
@@ -136,9 +135,6 @@ def lars_update(rule: UpdateRule, param: Any, velocity: Any, grad: Any,
     `w' = w − (m·v' + lr·t·g)`), `t = η‖w‖/‖g‖`;
   * popular: `v' = m·v + g`, `u = v'` (Nesterov: `m·v' + g`),
     `w' = w − lr·t·u`, `t = η‖w‖/‖u‖`.
-
-  With `rule.decay_scaled_apart`, classic momentum forms `g + λw` for the
-  norm only, and the update scales `g` and `w` apart.
 
   Args:
     rule: what applies to this variable.
